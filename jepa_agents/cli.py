@@ -1,0 +1,181 @@
+"""``jepa-agents <command>``: the command-line entry point.
+
+Commands that take a config (``train``) accept Hydra overrides (``env=dmc/cartpole_swingup
+agent.lr=3e-4 seed=1``) and ``-m`` for sweeps (``-m seed=0,1,2``: one run per value, in sequence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+from jepa_agents import __version__
+
+BENCHMARKS = {
+    "envs": ["bench_envs.py", "bench_torch_envs.py"],
+    "torch-envs": ["bench_torch_envs.py"],
+    "world-model": ["bench_world_model.py"],
+}
+
+
+def _groups_help() -> str:
+    from jepa_agents.config.load import GROUPS, group_choices
+
+    lines = ["config groups (choose with <group>=<preset>):"]
+    for group in GROUPS:
+        lines.append(f"  {group:12s} {', '.join(group_choices(group))}")
+    lines += [
+        "",
+        "examples:",
+        "  jepa-agents train                                   # SAC+JEPA on torch/cartpole_swingup (pixels)",
+        "  jepa-agents train env=dmc/cartpole_swingup agent.lr=3e-4 seed=1",
+        "  jepa-agents train -m seed=0,1,2                     # one run per seed",
+        "  jepa-agents train resume=runs/<...>                 # continue a run from its last checkpoint",
+        "  jepa-agents train --cfg env=torch/cartpole_balance  # print the resolved config and exit",
+    ]
+    return "\n".join(lines)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from jepa_agents.config import compose, expand_sweeps
+    from jepa_agents.train.loop import train
+
+    jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
+    configs = [compose(job) for job in jobs]  # validate every job before running any
+    for i, cfg in enumerate(configs):
+        if args.cfg:
+            print(OmegaConf.to_yaml(cfg))
+            continue
+        if len(configs) > 1:
+            print(f"[multirun {i + 1}/{len(configs)}] {' '.join(jobs[i])}", file=sys.stderr)
+        run_dir = train(cfg)
+        print(f"run directory: {run_dir}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from jepa_agents.analysis.plot_cli import main as plot_main
+
+    return plot_main(args.args)
+
+
+def _scripts_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    for script in BENCHMARKS[args.name]:
+        path = _scripts_dir() / script
+        if not path.is_file():
+            print(f"benchmark script {path} is missing (install from the repository with pip install -e .)")
+            return 2
+        sys.argv = [str(path), *args.args]
+        runpy.run_path(str(path), run_name="__main__")
+    return 0
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    import envs
+
+    for name in envs.list_envs(args.family):
+        print(name)
+    return 0
+
+
+def _cmd_not_yet(args: argparse.Namespace) -> int:
+    print(
+        f"`jepa-agents {args.command}` is not available in this version yet: {args.reason}", file=sys.stderr
+    )
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jepa-agents",
+        description="Reinforcement learning with JEPA world models regularized by SIGReg.",
+    )
+    parser.add_argument("--version", action="version", version=f"jepa-agents {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    train = sub.add_parser(
+        "train",
+        help="train an agent (Hydra overrides: key=value)",
+        formatter_class=fmt,
+        description="Train an agent; writes a run directory (config.yaml, TensorBoard events, scalars.csv, "
+        "checkpoints/, videos/, curve.png).",
+        epilog=_groups_help(),
+    )
+    train.add_argument("-m", "--multirun", action="store_true", help="expand sweeps (seed=0,1,2) into runs")
+    train.add_argument("--cfg", action="store_true", help="print the resolved config(s) and exit")
+    train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. env=dmc/walker_walk seed=1")
+    train.set_defaults(func=_cmd_train)
+
+    collect = sub.add_parser(
+        "collect",
+        help="collect a reward-free dataset with an exploration agent",
+        description="Collect reward-free transitions (random or RND exploration) into an on-disk dataset.",
+    )
+    collect.add_argument("overrides", nargs="*")
+    collect.set_defaults(func=_cmd_not_yet, reason="reward-free collection ships with the zero-shot RL work.")
+
+    zero_shot = sub.add_parser(
+        "eval-zero-shot",
+        help="infer task vectors from rewards and evaluate a zero-shot agent",
+        description="Evaluate a TD-JEPA/FB run on every task of its domain without further training.",
+    )
+    zero_shot.add_argument("overrides", nargs="*")
+    zero_shot.set_defaults(func=_cmd_not_yet, reason="zero-shot evaluation ships with the zero-shot RL work.")
+
+    plot = sub.add_parser(
+        "plot",
+        help="learning curves, aggregate statistics and result tables from run directories",
+        description="Plot runs: jepa-agents plot RUN_OR_GLOB... [--metric eval/return] "
+        "[--group-by agent.name] "
+        "[--out curves.png] [--table]. Run `jepa-agents plot -h` for every option.",
+        add_help=False,
+    )
+    plot.add_argument("args", nargs=argparse.REMAINDER)
+    plot.set_defaults(func=_cmd_plot)
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks (scripts/bench_*.py)",
+        add_help=True,
+        description="Run a benchmark script; arguments after the name go to the script (try `-- --help`).",
+    )
+    bench.add_argument("name", choices=sorted(BENCHMARKS))
+    bench.add_argument("args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_cmd_bench)
+
+    env_list = sub.add_parser("envs", help="list registered environments")
+    env_list.add_argument("family", nargs="?", choices=["torch", "dmc", "atari"])
+    env_list.set_defaults(func=_cmd_envs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jepa_agents.config.load import ConfigError
+    from jepa_agents.train.checkpoint import CheckpointError
+    from jepa_agents.train.loop import TrainingError
+    from jepa_agents.train.run_dir import RunDirError
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["plot"]:  # the plot command owns its own options, including -h
+        from jepa_agents.analysis.plot_cli import main as plot_main
+
+        return plot_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, RunDirError, CheckpointError, TrainingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

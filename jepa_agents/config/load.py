@@ -1,0 +1,214 @@
+"""Compose a run's config with Hydra and validate it against the dataclass schemas.
+
+``compose(overrides)`` returns a read-only ``DictConfig`` or raises :class:`ConfigError` with one
+message that names the offending key and the valid choices. Nothing runs before this succeeds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import itertools
+import json
+from pathlib import Path
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from jepa_agents.config.schema import Config
+
+GROUPS = ("env", "world_model", "agent", "train", "eval", "logging")
+# Keys that may differ between a run and its resumption (they do not change what is computed).
+RUNTIME_KEYS = ("resume", "run_dir", "device", "num_threads", "logging.progress_bar")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be composed or does not match its schema."""
+
+
+def config_dir() -> Path:
+    """The ``configs/`` directory of the repository (the package is installed in editable mode)."""
+    path = Path(__file__).resolve().parents[2] / "configs"
+    if not (path / "train.yaml").is_file():
+        raise ConfigError(
+            f"Config directory not found at {path}. Install jepa_agents from its repository with "
+            "`pip install -e .` so that configs/ ships with it."
+        )
+    return path
+
+
+def group_choices(group: str) -> list[str]:
+    """Preset names available for a config group (``env`` -> ``['dmc/cartpole_swingup', ...]``)."""
+    root = config_dir() / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def _schema(agent_name: str) -> DictConfig:
+    from jepa_agents.agents.config import AGENT_CONFIGS
+    from jepa_agents.world_models.config import WorldModelConfig
+
+    if agent_name not in AGENT_CONFIGS:
+        raise ConfigError(f"Unknown agent.name {agent_name!r}; valid: {', '.join(sorted(AGENT_CONFIGS))}")
+    schema = OmegaConf.structured(Config)
+    schema.world_model = OmegaConf.structured(WorldModelConfig)
+    schema.agent = OmegaConf.structured(AGENT_CONFIGS[agent_name])
+    return schema
+
+
+def _valid_keys(node: DictConfig) -> str:
+    return ", ".join(sorted(str(k) for k in node.keys()))
+
+
+def _check_key(schema: DictConfig, override: Override) -> None:
+    """Raise if ``override`` names a key that the schema does not have."""
+    node = schema
+    parts = override.key_or_group.split(".")
+    for depth, part in enumerate(parts):
+        if not isinstance(node, DictConfig):
+            break
+        if OmegaConf.get_type(node) is dict:  # free-form mapping such as env.options
+            return
+        if part not in node:
+            where = ".".join(parts[:depth]) or "the root config"
+            raise ConfigError(
+                f"Unknown config key {override.key_or_group!r}: {where} has no key {part!r}. "
+                f"Valid keys of {where}: {_valid_keys(node)}."
+            )
+        node = node._get_node(part)
+
+
+def parse_overrides(overrides: list[str]) -> list[Override]:
+    try:
+        return OverridesParser.create().parse_overrides(overrides)
+    except HydraException as err:
+        raise ConfigError(f"Malformed override: {err}") from None
+
+
+def expand_sweeps(overrides: list[str]) -> list[list[str]]:
+    """Cartesian product of sweep overrides: ``['seed=0,1', 'x=1']`` -> ``[['seed=0','x=1'], ...]``."""
+    choices = []
+    for ov in parse_overrides(overrides):
+        key = ov.get_key_element()
+        if ov.is_sweep_override():
+            choices.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
+        else:
+            choices.append([f"{key}={ov.get_value_element_as_str()}"])
+    return [list(combo) for combo in itertools.product(*choices)]
+
+
+def _hydra(config_name: str, overrides: list[str]) -> DictConfig:
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            return hydra_compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        message = str(err).strip()
+        for group in GROUPS:
+            if f"'{group}/" in message or f"in '{group}'" in message:
+                message += f"\nValid choices for {group}: {', '.join(group_choices(group))}"
+                break
+        raise ConfigError(message) from None
+
+
+def validate(raw: DictConfig) -> DictConfig:
+    """Merge ``raw`` into the typed schema: unknown keys and wrong types raise :class:`ConfigError`."""
+    agent_name = OmegaConf.select(raw, "agent.name")
+    if agent_name is None:
+        raise ConfigError(f"The config has no agent.name; choose agent=<{'|'.join(group_choices('agent'))}>")
+    schema = _schema(str(agent_name))
+    try:
+        merged = OmegaConf.merge(schema, raw)
+        OmegaConf.resolve(merged)
+    except ConfigKeyError as err:
+        key = err.full_key
+        parent = schema
+        *head, last = key.split(".")
+        for part in head:
+            parent = parent[part]
+        raise ConfigError(f"Unknown config key {key!r}. Valid keys there: {_valid_keys(parent)}.") from None
+    except ValidationError as err:
+        first = str(err).splitlines()[0]
+        raise ConfigError(f"Wrong type for config key {err.full_key!r}: {first}") from None
+    return merged
+
+
+def _default_run_dir(cfg: DictConfig) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return str(Path("runs") / cfg.env.name.replace("/", "-") / cfg.agent.name / f"{stamp}_seed{cfg.seed}")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of everything that determines what a run computes (runtime-only keys excluded)."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in RUNTIME_KEYS:
+        *head, last = key.split(".")
+        node = data
+        for part in head:
+            node = node[part]
+        node.pop(last, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _differences(a: DictConfig, b: DictConfig, keys: list[str]) -> list[str]:
+    out = []
+    for key in keys:
+        va, vb = OmegaConf.select(a, key), OmegaConf.select(b, key)
+        va = OmegaConf.to_container(va) if isinstance(va, DictConfig) else va
+        vb = OmegaConf.to_container(vb) if isinstance(vb, DictConfig) else vb
+        if va != vb:
+            out.append(f"{key}: run has {vb!r}, command line asks for {va!r}")
+    return out
+
+
+def _resume_config(cfg: DictConfig, parsed: list[Override]) -> DictConfig:
+    """The saved config of the run being resumed; explicit overrides must agree with it."""
+    resume = str(cfg.resume)
+    run_dir = Path(cfg.run_dir if resume.lower() == "true" else resume)
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.is_file():
+        raise ConfigError(f"Cannot resume: {saved_path} does not exist (is {run_dir} a run directory?)")
+    saved = validate(OmegaConf.load(saved_path))
+    asked = []
+    for ov in parsed:
+        key = ov.key_or_group
+        if key in RUNTIME_KEYS:
+            continue
+        asked.append(key)
+    diffs = _differences(cfg, saved, asked)
+    if diffs:
+        raise ConfigError(
+            f"Cannot resume {run_dir}: its config differs from the command line:\n  "
+            + "\n  ".join(diffs)
+            + "\nStart a new run (another run_dir) or drop these overrides."
+        )
+    runtime = {k: OmegaConf.select(cfg, k) for k in RUNTIME_KEYS}
+    runtime["run_dir"], runtime["resume"] = str(run_dir), "true"
+    for key, value in runtime.items():
+        OmegaConf.update(saved, key, value, merge=False)
+    return saved
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+    """Compose ``configs/<config_name>.yaml`` with Hydra ``overrides`` and validate it."""
+    overrides = list(overrides or [])
+    parsed = parse_overrides(overrides)
+    for ov in parsed:
+        if ov.is_sweep_override():
+            raise ConfigError(f"{ov.input_line!r} is a sweep: pass -m/--multirun to run one job per value.")
+    group_overrides = [ov.input_line for ov in parsed if ov.key_or_group in GROUPS]
+    base = _hydra(config_name, group_overrides)
+    schema = _schema(str(OmegaConf.select(base, "agent.name")))
+    for ov in parsed:
+        if ov.key_or_group not in GROUPS and ov.key_or_group != "agent.name":
+            _check_key(schema, ov)
+    cfg = validate(_hydra(config_name, overrides))
+    if cfg.resume:
+        cfg = _resume_config(cfg, parsed)
+    elif not cfg.run_dir:
+        cfg.run_dir = _default_run_dir(cfg)
+    OmegaConf.set_readonly(cfg, True)
+    return cfg

@@ -1,0 +1,114 @@
+"""Dataclass schemas of the config groups ``env``, ``train``, ``eval``, ``logging`` and the root.
+
+The ``world_model`` group is validated against :class:`jepa_agents.world_models.config.WorldModelConfig`
+and the ``agent`` group against ``AGENT_CONFIGS[agent.name]`` (one schema per learner); see
+:mod:`jepa_agents.config.load`. Every field has a docstring; a key that is not a field is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class EnvConfig:
+    """Which environment to train on, and how to observe it."""
+
+    name: str = "torch/cartpole_swingup"
+    """Registry name ``<family>/<task>`` (``jepa-agents envs`` lists them)."""
+    num_envs: int = 1
+    """Parallel copies used for data collection."""
+    num_eval_envs: int = 1
+    """Parallel copies used for evaluation episodes (separate from the training copies)."""
+    from_pixels: bool = True
+    """Observe rendered pixels (``pixels`` key) instead of the proprioceptive ``state``."""
+    image_size: int = 64
+    """Height and width of rendered frames."""
+    frame_stack: int = 3
+    """Consecutive frames stacked along channels."""
+    action_repeat: int = 8
+    """Simulator steps per agent step (the action is repeated)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Extra family-specific options forwarded to ``envs.make`` (unknown ones are errors there)."""
+
+
+@dataclass
+class TrainConfig:
+    """The training schedule. All step counts are environment steps (agent steps x action repeat,
+    summed over parallel copies), the x-axis of every learning curve."""
+
+    total_env_steps: int = 40_000
+    """Stop after this many environment steps."""
+    seed_env_steps: int = 4_000
+    """Act uniformly at random (and do not update) for the first steps."""
+    replay_capacity: int = 100_000
+    """Transitions kept in the replay buffer."""
+    replay_device: str = "auto"
+    """Where replay storage lives: ``auto`` (the training device), ``cpu`` or ``memmap``."""
+    checkpoint_every: int = 10_000
+    """Write a checkpoint every so many environment steps (and at the end)."""
+    keep_checkpoints: int = 2
+    """How many most recent checkpoints to keep on disk."""
+    max_consecutive_nan: int = 10
+    """Stop training with an error after this many consecutive updates with a non-finite loss."""
+    min_free_disk_mb: int = 200
+    """Refuse to start when the run directory's disk has less free space than this."""
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation episodes with the deterministic policy on separate environment copies."""
+
+    every: int = 5_000
+    """Evaluate every so many environment steps (and at the end); 0 disables periodic evaluation."""
+    episodes: int = 4
+    """Episodes per evaluation."""
+    video: bool = True
+    """Save a GIF of the first evaluation episode's first copy into ``videos/`` (pixel envs only)."""
+    video_every: int = 20_000
+    """Save the video at most once per so many environment steps (the final evaluation always)."""
+
+
+@dataclass
+class LoggingConfig:
+    """Where scalars go."""
+
+    tensorboard: bool = True
+    """Write TensorBoard event files into the run directory."""
+    csv: bool = True
+    """Write the same scalars to ``scalars.csv`` (long format: step,tag,value,wall_time)."""
+    every: int = 1_000
+    """Log training losses every so many environment steps."""
+    progress_bar: bool = True
+    """Show a progress bar (env steps, updates/s, last eval return) on stderr."""
+
+
+@dataclass
+class Config:
+    """Root of a training or collection run."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The environment (group ``env``)."""
+    world_model: Any = None
+    """The world model (group ``world_model``; schema ``WorldModelConfig``)."""
+    agent: Any = None
+    """The learner (group ``agent``; schema chosen by ``agent.name``)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """The training schedule (group ``train``)."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation (group ``eval``)."""
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    """Logging (group ``logging``)."""
+    seed: int = 0
+    """Seed of every random number generator (torch, numpy, python, environments)."""
+    device: str = "auto"
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    num_threads: int = 0
+    """``torch.set_num_threads`` value; 0 keeps torch's default."""
+    deterministic: bool = False
+    """Use deterministic torch algorithms (bit-identical resume on the CPU)."""
+    run_dir: str = ""
+    """Run directory; empty: ``runs/<env>/<agent>/<date>_seed<seed>``."""
+    resume: str = ""
+    """Resume a run: ``true`` (the directory given by ``run_dir``) or the path of a run directory."""

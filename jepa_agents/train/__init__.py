@@ -1,0 +1,1 @@
+"""Training infrastructure: device, seeding, run directories, logging, checkpoints and the loop."""

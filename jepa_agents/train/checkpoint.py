@@ -1,0 +1,73 @@
+"""Atomic checkpoints: ``checkpoints/ckpt_<step>.pt`` written through a temp file and a rename.
+
+A checkpoint is a dict with ``format``, ``step``, ``config_hash`` and whatever state the loop adds
+(agent networks and optimizers, replay buffer, RNG states, env state, counters). A crash while writing
+leaves only a ``.tmp`` file behind; the previous checkpoint stays loadable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "jepa_agents.checkpoint.v1"
+_NAME = re.compile(r"^ckpt_(\d{12})\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read, or that belongs to another config."""
+
+
+def checkpoint_path(directory: Path, step: int) -> Path:
+    return directory / f"ckpt_{step:012d}.pt"
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    """Complete checkpoints in ``directory``, oldest first (temporary files are not checkpoints)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if _NAME.match(p.name))
+
+
+def save_checkpoint(directory: Path, step: int, state: dict[str, Any], config_hash: str, keep: int) -> Path:
+    """Write ``state`` atomically as the checkpoint of ``step``; keep the ``keep`` most recent ones."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = checkpoint_path(directory, step)
+    tmp = final.with_name(final.name + ".tmp")
+    payload = {"format": FORMAT, "step": step, "config_hash": config_hash, **state}
+    with tmp.open("wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
+        old.unlink()
+    return final
+
+
+def load_checkpoint(path: Path, config_hash: str | None = None) -> dict[str, Any]:
+    """Load and check one checkpoint; any damage raises :class:`CheckpointError` naming the file."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for damaged files
+        raise CheckpointError(
+            f"Checkpoint {path} is truncated or corrupt ({type(err).__name__}: {err}). Delete it to resume "
+            "from the previous checkpoint; nothing was modified."
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a jepa_agents checkpoint (format {FORMAT} expected).")
+    if config_hash is not None and payload["config_hash"] != config_hash:
+        raise CheckpointError(
+            f"Checkpoint {path} was written by a run with another config (hash {payload['config_hash']} "
+            f"!= {config_hash}); resume it with its own config.yaml."
+        )
+    return payload
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    found = list_checkpoints(directory)
+    return found[-1] if found else None

@@ -1,0 +1,51 @@
+"""The command line: help for every command, clear errors, config printing."""
+
+import subprocess
+import sys
+
+import pytest
+
+from jepa_agents.cli import main
+
+COMMANDS = ["train", "collect", "eval-zero-shot", "bench", "envs"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) >= 3
+
+
+def test_plot_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["plot", "--help"])
+    assert exit_.value.code == 0
+    assert "--metric" in capsys.readouterr().out
+
+
+def test_train_help_lists_groups(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "torch/cartpole_swingup" in out and "world_model" in out
+
+
+def test_train_cfg_prints_resolved_config(capsys):
+    assert main(["train", "--cfg", "seed=3", "env=dmc/walker_walk"]) == 0
+    out = capsys.readouterr().out
+    assert "seed: 3" in out and "dmc/walker_walk" in out
+
+
+def test_bad_override_is_one_clear_line(capsys):
+    assert main(["train", "agent.lrr=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Unknown config key 'agent.lrr'") and "Traceback" not in err
+
+
+def test_console_script_entry_point():
+    out = subprocess.run(
+        [sys.executable, "-m", "jepa_agents.cli", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "jepa-agents" in out.stdout
