@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra import compose as hydra_compose
@@ -22,7 +23,6 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from jepa_agents.config.schema import Config
 
-GROUPS = ("env", "world_model", "agent", "train", "eval", "logging")
 # Keys that may differ between a run and its resumption (they do not change what is computed).
 RUNTIME_KEYS = ("resume", "run_dir", "device", "num_threads", "logging.progress_bar")
 
@@ -42,22 +42,36 @@ def config_dir() -> Path:
     return path
 
 
+def config_groups() -> list[str]:
+    """Config groups: the sub-directories of ``configs/`` (``env``, ``agent``, ``train``, ...)."""
+    return sorted(p.name for p in config_dir().iterdir() if p.is_dir())
+
+
 def group_choices(group: str) -> list[str]:
     """Preset names available for a config group (``env`` -> ``['dmc/cartpole_swingup', ...]``)."""
     root = config_dir() / group
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
 
 
-def _schema(agent_name: str) -> DictConfig:
+def _train_schema(raw: DictConfig) -> DictConfig:
+    """Typed schema of a ``train`` config: the agent's schema is chosen by ``agent.name``."""
     from jepa_agents.agents.config import AGENT_CONFIGS
     from jepa_agents.world_models.config import WorldModelConfig
 
+    agent_name = OmegaConf.select(raw, "agent.name")
     if agent_name not in AGENT_CONFIGS:
-        raise ConfigError(f"Unknown agent.name {agent_name!r}; valid: {', '.join(sorted(AGENT_CONFIGS))}")
+        raise ConfigError(
+            f"Unknown agent.name {agent_name!r}; valid: {', '.join(sorted(AGENT_CONFIGS))} "
+            f"(presets: agent=<{'|'.join(group_choices('agent'))}>)"
+        )
     schema = OmegaConf.structured(Config)
     schema.world_model = OmegaConf.structured(WorldModelConfig)
     schema.agent = OmegaConf.structured(AGENT_CONFIGS[agent_name])
     return schema
+
+
+# Root config name (configs/<name>.yaml) -> builder of its typed schema from the raw composed config.
+ROOT_SCHEMAS: dict[str, Callable[[DictConfig], DictConfig]] = {"train": _train_schema}
 
 
 def _valid_keys(node: DictConfig) -> str:
@@ -107,19 +121,16 @@ def _hydra(config_name: str, overrides: list[str]) -> DictConfig:
             return hydra_compose(config_name=config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
         message = str(err).strip()
-        for group in GROUPS:
+        for group in config_groups():
             if f"'{group}/" in message or f"in '{group}'" in message:
                 message += f"\nValid choices for {group}: {', '.join(group_choices(group))}"
                 break
         raise ConfigError(message) from None
 
 
-def validate(raw: DictConfig) -> DictConfig:
+def validate(raw: DictConfig, config_name: str = "train") -> DictConfig:
     """Merge ``raw`` into the typed schema: unknown keys and wrong types raise :class:`ConfigError`."""
-    agent_name = OmegaConf.select(raw, "agent.name")
-    if agent_name is None:
-        raise ConfigError(f"The config has no agent.name; choose agent=<{'|'.join(group_choices('agent'))}>")
-    schema = _schema(str(agent_name))
+    schema = ROOT_SCHEMAS[config_name](raw)
     try:
         merged = OmegaConf.merge(schema, raw)
         OmegaConf.resolve(merged)
@@ -133,6 +144,10 @@ def validate(raw: DictConfig) -> DictConfig:
     except ValidationError as err:
         first = str(err).splitlines()[0]
         raise ConfigError(f"Wrong type for config key {err.full_key!r}: {first}") from None
+    try:  # instantiate the dataclasses once so that their own range checks (__post_init__) run
+        OmegaConf.to_object(merged)
+    except ValueError as err:
+        raise ConfigError(f"Invalid config value: {err}") from None
     return merged
 
 
@@ -164,14 +179,14 @@ def _differences(a: DictConfig, b: DictConfig, keys: list[str]) -> list[str]:
     return out
 
 
-def _resume_config(cfg: DictConfig, parsed: list[Override]) -> DictConfig:
+def _resume_config(cfg: DictConfig, parsed: list[Override], config_name: str) -> DictConfig:
     """The saved config of the run being resumed; explicit overrides must agree with it."""
     resume = str(cfg.resume)
     run_dir = Path(cfg.run_dir if resume.lower() == "true" else resume)
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"Cannot resume: {saved_path} does not exist (is {run_dir} a run directory?)")
-    saved = validate(OmegaConf.load(saved_path))
+    saved = validate(OmegaConf.load(saved_path), config_name)
     asked = []
     for ov in parsed:
         key = ov.key_or_group
@@ -199,16 +214,23 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
     for ov in parsed:
         if ov.is_sweep_override():
             raise ConfigError(f"{ov.input_line!r} is a sweep: pass -m/--multirun to run one job per value.")
-    group_overrides = [ov.input_line for ov in parsed if ov.key_or_group in GROUPS]
+    groups = config_groups()
+    group_overrides = [ov.input_line for ov in parsed if ov.key_or_group in groups]
     base = _hydra(config_name, group_overrides)
-    schema = _schema(str(OmegaConf.select(base, "agent.name")))
+    schema = ROOT_SCHEMAS[config_name](base)
     for ov in parsed:
-        if ov.key_or_group not in GROUPS and ov.key_or_group != "agent.name":
+        if ov.key_or_group not in groups and ov.key_or_group != "agent.name":
             _check_key(schema, ov)
-    cfg = validate(_hydra(config_name, overrides))
-    if cfg.resume:
-        cfg = _resume_config(cfg, parsed)
-    elif not cfg.run_dir:
+    # Keys are checked against the schema above, so a schema key that a preset YAML leaves at its
+    # default may be set too: Hydra's "add or override" form (++key=value).
+    forced = [
+        ov.input_line if ov.key_or_group in groups or ov.input_line[0] in "+~" else f"++{ov.input_line}"
+        for ov in parsed
+    ]
+    cfg = validate(_hydra(config_name, forced), config_name)
+    if cfg.get("resume"):
+        cfg = _resume_config(cfg, parsed, config_name)
+    elif "run_dir" in cfg and not cfg.run_dir:
         cfg.run_dir = _default_run_dir(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
