@@ -21,10 +21,10 @@ BENCHMARKS = {
 
 
 def _groups_help() -> str:
-    from jepa_agents.config.load import GROUPS, group_choices
+    from jepa_agents.config.load import group_choices
 
     lines = ["config groups (choose with <group>=<preset>):"]
-    for group in GROUPS:
+    for group in ("env", "world_model", "agent", "train", "eval", "logging"):
         lines.append(f"  {group:12s} {', '.join(group_choices(group))}")
     lines += [
         "",
