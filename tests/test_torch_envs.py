@@ -193,3 +193,32 @@ def test_cuda_matches_cpu(name):
         results[device] = (state.cpu(), domain.Scene(task, 64, torch.device(device))(state).cpu())
     torch.testing.assert_close(results["cuda"][0], results["cpu"][0], atol=1e-3, rtol=1e-3)
     assert (results["cuda"][1].int() - results["cpu"][1].int()).abs().float().mean() < 1.0
+
+
+def test_env_state_snapshot_restores_the_future_exactly():
+    env = envs.make(
+        "torch/cartpole_swingup", num_envs=3, seed=1, from_pixels=True, image_size=32, frame_stack=2
+    )
+    td = env.reset()
+    actions = [torch.rand(3, 1, generator=torch.Generator().manual_seed(i)) * 2 - 1 for i in range(300)]
+    for a in actions[:100]:
+        td["action"] = a
+        _, td = env.step_and_maybe_reset(td)
+    snapshot, obs = env.get_env_state(), td.clone()
+
+    def future(e, td):
+        out = []
+        for a in actions[100:]:
+            td["action"] = a
+            step, td = e.step_and_maybe_reset(td)
+            out.append(step["next"].clone())
+        return torch.stack(out)
+
+    expected = future(env, td)
+    other = envs.make(
+        "torch/cartpole_swingup", num_envs=3, seed=99, from_pixels=True, image_size=32, frame_stack=2
+    )
+    other.reset()
+    other.set_env_state(snapshot)
+    got = future(other, obs)
+    assert (got == expected).all()

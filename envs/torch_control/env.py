@@ -81,6 +81,28 @@ class TorchControlEnv(EnvBase):
         else:
             self._generator.manual_seed(int(seed))
 
+    def get_env_state(self) -> dict[str, torch.Tensor | None]:
+        """Everything the next steps depend on (physics, step counters, frame stack, RNG), on the CPU:
+        with :meth:`set_env_state` a training run resumes bit-identically mid-episode."""
+        return {
+            "physics": self._physics.cpu(),
+            "elapsed": self._elapsed.cpu(),
+            "pixels": None if self._pixels is None else self._pixels.cpu(),
+            "generator": self._generator.get_state(),
+        }
+
+    def set_env_state(self, state: dict[str, torch.Tensor | None]) -> None:
+        """Restore a :meth:`get_env_state` snapshot taken from an env of the same task and size."""
+        if tuple(state["physics"].shape) != tuple(self._physics.shape):
+            raise ValueError(
+                f"env state of shape {list(state['physics'].shape)} does not fit this env "
+                f"({list(self._physics.shape)}): same task and num_envs are required"
+            )
+        self._physics = state["physics"].to(self.device)
+        self._elapsed = state["elapsed"].to(self.device)
+        self._pixels = None if state["pixels"] is None else state["pixels"].to(self.device)
+        self._generator.set_state(state["generator"])
+
     def _validate_action(self, tensordict: TensorDictBase) -> torch.Tensor:
         action = tensordict.get("action", None)
         if action is None:
