@@ -1,0 +1,110 @@
+"""World-model loss: K-step latent prediction + anti-collapse regularizer + optional heads."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from jepa_agents.world_models.base import LatentWorldModel
+from jepa_agents.world_models.diagnostics import collapse_metrics
+
+
+def jepa_loss(
+    model: LatentWorldModel,
+    obs: Tensor,
+    actions: Tensor,
+    *,
+    rewards: Tensor | None = None,
+    value_targets: Tensor | None = None,
+    z: Tensor | None = None,
+    diagnostics: bool = True,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """JEPA world-model loss; every switch and weight comes from ``model.cfg`` (a ``WorldModelConfig``).
+
+        ẑ = model.predict_sequence(z, a)                       predictions of z_1..z_K     [B, K, D]
+        L = (1/K) Σ_k mean_b ℓ(ẑ_k, z̄_k) + λ·R(z) + w_r·L_r + w_v·L_v + w_inv·L_inv
+
+    with ``z = encode(obs)`` (random-shifted images), targets ``z̄_k`` = ``z_k`` (``target=online``: with
+    gradients, the default), ``sg(z_k)`` (``stopgrad``) or the EMA encoder's output (``ema``);
+    ``ℓ`` = mean squared error over dims (``mse``) or ``1 - cos`` (``cosine``); ``R`` the configured
+    regularizer (SIGReg, VICReg or none) applied per time step over the batch of ``z`` ``[K+1, B, D]``,
+    averaged with ``R(ẑ)`` when ``regularize_predictions``. Heads (built when their weight > 0):
+    reward ``r(s_k, a_k)`` on ``s = [z_0, ẑ_1 .. ẑ_{K-1}]`` vs ``rewards``; value ``v(z_k)`` vs
+    ``value_targets``; inverse dynamics ``g(z_k, z_{k+1})`` vs ``a_k`` (MSE, or cross-entropy for
+    integer actions).
+
+    Args:
+        obs: ``[B, K+1, *obs_shape]`` observations (uint8 images or float states).
+        actions: ``[B, K, A]`` float, or ``[B, K]`` integer indices for discrete actions.
+        rewards: ``[B, K]`` or ``[B, K, 1]``, needed when ``reward_weight > 0``.
+        value_targets: ``[B, K+1]`` or ``[B, K+1, 1]``, needed when ``value_weight > 0``.
+        z: precomputed online embeddings ``[B, K+1, D]`` of ``obs`` (e.g. ``model.encode(obs, augment=True)``
+            shared with an agent's critic); encoded here when ``None``.
+        diagnostics: add collapse diagnostics of ``z[:, 0]`` (no gradients; one small SVD).
+
+    Returns:
+        ``(loss, metrics)``: scalar loss and detached scalar tensors ``wm/loss``, ``wm/pred_loss``,
+        ``wm/reg``, ``wm/pred_error_k1..K`` and, when enabled, ``wm/reward_loss``, ``wm/value_loss``,
+        ``wm/inverse_loss``, ``wm/sigreg``, ``wm/effective_rank``, ``wm/std_mean``, ``wm/std_min``.
+    """
+    cfg = model.cfg
+    obs_dims = len(model.obs_shape)
+    if obs.ndim != 2 + obs_dims or tuple(obs.shape[2:]) != model.obs_shape or obs.shape[1] < 2:
+        raise ValueError(
+            f"obs must be [B, K+1, {', '.join(map(str, model.obs_shape))}] with K >= 1, "
+            f"got {tuple(obs.shape)}"
+        )
+    b, steps = obs.shape[0], obs.shape[1] - 1
+    if z is None:
+        z = model.encode(obs, augment=True)  # [B, K+1, D]
+    elif tuple(z.shape) != (b, steps + 1, model.latent_dim):
+        raise ValueError(f"z must have shape {(b, steps + 1, model.latent_dim)}, got {tuple(z.shape)}")
+    pred = model.predict_sequence(z, actions)  # [B, K, D]
+
+    if cfg.target == "ema":
+        target = model.encode_target(obs[:, 1:], augment=True)  # [B, K, D]
+    elif cfg.target == "stopgrad":
+        target = z[:, 1:].detach()
+    else:
+        target = z[:, 1:]
+    if cfg.pred_loss == "cosine":
+        err = 1.0 - F.cosine_similarity(pred, target, dim=-1)  # [B, K]
+    else:
+        err = (pred - target).square().mean(-1)  # [B, K]
+    per_step = err.mean(0)  # [K]
+    pred_loss = per_step.mean()
+
+    reg = model.regularize(z.transpose(0, 1))  # over the batch of each of the K+1 steps
+    if cfg.regularize_predictions:
+        reg = 0.5 * (reg + model.regularize(pred.transpose(0, 1)))
+    loss = pred_loss + cfg.reg_weight * reg
+    metrics = {"wm/pred_loss": pred_loss, "wm/reg": reg}
+    metrics.update({f"wm/pred_error_k{k + 1}": per_step[k] for k in range(steps)})
+
+    if cfg.reward_weight > 0:
+        if rewards is None:
+            raise ValueError("world_model.reward_weight > 0 needs rewards [B, K]")
+        states = torch.cat((z[:, :1], pred[:, :-1]), 1)  # [B, K, D]: latent where a_k is taken
+        reward_loss = F.mse_loss(model.reward(states, actions), rewards.reshape(b, steps).float())
+        loss = loss + cfg.reward_weight * reward_loss
+        metrics["wm/reward_loss"] = reward_loss
+    if cfg.value_weight > 0:
+        if value_targets is None:
+            raise ValueError("world_model.value_weight > 0 needs value_targets [B, K+1]")
+        value_loss = F.mse_loss(model.value(z), value_targets.reshape(b, steps + 1).float())
+        loss = loss + cfg.value_weight * value_loss
+        metrics["wm/value_loss"] = value_loss
+    if cfg.inverse_weight > 0:
+        out = model.inverse_action(z[:, :-1], z[:, 1:])  # [B, K, A]
+        if actions.is_floating_point():
+            inverse_loss = F.mse_loss(out, actions.float())
+        else:
+            inverse_loss = F.cross_entropy(out.reshape(b * steps, -1), actions.reshape(-1).long())
+        loss = loss + cfg.inverse_weight * inverse_loss
+        metrics["wm/inverse_loss"] = inverse_loss
+
+    metrics["wm/loss"] = loss
+    if diagnostics:
+        metrics.update(collapse_metrics(z[:, 0].detach()))
+    return loss, {k: v.detach() for k, v in metrics.items()}

@@ -1,0 +1,142 @@
+"""SIGReg: Sketched Isotropic Gaussian Regularization (LeJEPA, Balestriero & LeCun 2025).
+
+For embeddings ``Z`` ``[N, D]`` and ``M`` random unit directions ``a_m`` (columns of ``A`` ``[D, M]``),
+each projection ``x_m = Z a_m`` ``[N]`` is tested against ``N(0, 1)`` with the Epps–Pulley statistic
+
+    EP(x) = N * ∫ |φ_N(t) - φ(t)|² w(t) dt,    φ_N(t) = (1/N) Σ_n exp(i t x_n),  φ(t) = w(t) = exp(-t²/2)
+
+and ``SIGReg(Z) = (1/M) Σ_m EP(Z a_m)``. The integrand is even in ``t``, so the integral over
+``[-t_max, t_max]`` is computed as twice the trapezoid rule on ``num_knots`` knots on ``[0, t_max]``:
+quadrature weights ``2·dt`` inside and ``dt`` at both ends, times ``w(t)``. With
+``|φ_N - φ|² = (mean cos(t x) - φ(t))² + (mean sin(t x))²`` only real arithmetic is needed.
+
+For i.i.d. ``N(0, 1)`` samples ``E[N |φ_N(t) - φ(t)|²] = 1 - exp(-t²)`` for every ``N``, so the expected
+statistic of a Gaussian batch is ``∫ (1 - e^{-t²}) e^{-t²/2} dt ≈ 1.06`` per direction with the default
+grid, independent of ``N``; any other distribution gives a value that grows linearly with ``N``.
+
+Directions are redrawn on every call from a CPU ``torch.Generator`` seeded with ``seed + calls``, where
+``calls`` counts forward passes (saved in the state dict). Every rank that calls the module the same
+number of times therefore draws the same directions, on any device; the ``[D, M]`` matrix is then
+moved to the embeddings' device (a ``D·M`` copy per call).
+
+Under an initialized ``torch.distributed`` process group the per-knot sums of ``cos`` and ``sin`` are
+all-reduced with the differentiable ``torch.distributed.nn.functional.all_reduce`` and divided by the
+global batch size, so a data-parallel run computes (and differentiates) exactly the statistic of the
+concatenated global batch. Ranks may hold different ``N``.
+
+Degenerate sizes: ``D = 1`` is the univariate Epps–Pulley test of the single column (every direction is
+``±1``); ``N = 1`` is computed by the same formula (finite and differentiable, but a single sample
+carries no information about the distribution). ``N = 0``, wrong ``ndim`` and non-finite values raise.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+
+def epps_pulley_weights(num_knots: int, t_max: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Knots ``t`` ``[K]``, ``φ(t) = exp(-t²/2)`` ``[K]`` and quadrature weights ``[K]`` (float32).
+
+    The weights are the symmetric-doubled trapezoid weights on ``[0, t_max]`` times ``exp(-t²/2)``.
+    """
+    if num_knots < 2 or t_max <= 0:
+        raise ValueError(f"need num_knots >= 2 and t_max > 0, got {num_knots=}, {t_max=}")
+    t = torch.linspace(0.0, t_max, num_knots, dtype=torch.float64)
+    dt = t_max / (num_knots - 1)
+    quad = torch.full((num_knots,), 2.0 * dt, dtype=torch.float64)
+    quad[0] = quad[-1] = dt
+    phi = torch.exp(-0.5 * t.square())
+    return t.float(), phi.float(), (quad * phi).float()
+
+
+def random_directions(dim: int, num: int, seed: int) -> Tensor:
+    """``num`` unit directions in ``R^dim`` as columns ``[dim, num]`` (float32, CPU), from ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(dim, num, generator=gen, dtype=torch.float32)
+    return a / a.norm(dim=0, keepdim=True)
+
+
+def _global_sum(x: Tensor) -> Tensor:
+    """Differentiable sum over ranks (identity without an initialized process group)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        from torch.distributed.nn.functional import all_reduce
+
+        return all_reduce(x, op=dist.ReduceOp.SUM)
+    return x
+
+
+def _global_count(n: int, device: torch.device) -> Tensor | int:
+    """Batch size summed over ranks (a device tensor under DDP, so no host sync)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        count = torch.tensor(float(n), device=device)
+        dist.all_reduce(count, op=dist.ReduceOp.SUM)
+        return count
+    return n
+
+
+def sliced_epps_pulley(proj: Tensor, t: Tensor, phi: Tensor, weights: Tensor) -> Tensor:
+    """Epps–Pulley statistic of every projected column, against ``N(0, 1)``.
+
+    ``proj`` ``[..., N, M]`` (float32) -> ``[..., M]``; the batch dim ``N`` is global under DDP.
+    """
+    x_t = proj.unsqueeze(-1) * t  # [..., N, M, K]
+    sums = torch.stack((x_t.cos().sum(-3), x_t.sin().sum(-3)))  # [2, ..., M, K]
+    sums = _global_sum(sums)
+    n = _global_count(proj.shape[-2], proj.device)
+    cos_mean, sin_mean = sums[0] / n, sums[1] / n
+    err = (cos_mean - phi).square() + sin_mean.square()  # [..., M, K]
+    return (err @ weights) * n  # [..., M]
+
+
+class SIGReg(nn.Module):
+    """SIGReg regularizer: ``forward(z) -> scalar`` (see module docstring for the equation).
+
+    Args:
+        num_slices: number ``M`` of random unit directions per call.
+        num_knots: trapezoid knots on ``[0, t_max]`` (17 in LeJEPA).
+        t_max: upper end of the integration grid (3 in LeJEPA).
+        seed: base seed of the direction generator (use the same value on every rank).
+
+    ``z`` is ``[N, D]`` or ``[T, N, D]`` (statistic per time step over the batch, averaged over ``T``);
+    any dtype (computed in float32 with autocast disabled).
+    """
+
+    def __init__(self, num_slices: int = 256, num_knots: int = 17, t_max: float = 3.0, seed: int = 0):
+        super().__init__()
+        if num_slices < 1:
+            raise ValueError(f"num_slices must be >= 1, got {num_slices}")
+        self.num_slices = num_slices
+        self.seed = seed
+        self._calls = 0
+        t, phi, weights = epps_pulley_weights(num_knots, t_max)
+        self.register_buffer("t", t)
+        self.register_buffer("phi", phi)
+        self.register_buffer("weights", weights)
+
+    def directions(self, dim: int, call: int) -> Tensor:
+        """Unit directions ``[dim, M]`` (float32, CPU) used by call number ``call`` (0-based)."""
+        return random_directions(dim, self.num_slices, self.seed + call)
+
+    def forward(self, z: Tensor) -> Tensor:
+        if z.ndim not in (2, 3):
+            raise ValueError(f"SIGReg expects embeddings [N, D] or [T, N, D], got shape {tuple(z.shape)}")
+        if z.shape[-2] == 0 or z.shape[-1] == 0:
+            raise ValueError(f"SIGReg needs N >= 1 and D >= 1, got shape {tuple(z.shape)}")
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError("SIGReg got non-finite embeddings (NaN or Inf): the encoder has diverged")
+        a = self.directions(z.shape[-1], self._calls).to(z.device)
+        self._calls += 1
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            proj = z.float() @ a  # [..., N, M]
+            return sliced_epps_pulley(proj, self.t, self.phi, self.weights).mean()
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"calls": self._calls}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self._calls = int(state["calls"])
+
+    def extra_repr(self) -> str:
+        return f"num_slices={self.num_slices}, num_knots={self.t.numel()}, seed={self.seed}"

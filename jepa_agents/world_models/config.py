@@ -1,0 +1,106 @@
+"""Schema of the ``world_model`` config group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WORLD_MODELS = ("jepa", "seq_jepa", "none")
+TARGETS = ("online", "stopgrad", "ema")
+PRED_LOSSES = ("mse", "cosine")
+PREDICTORS = ("mlp", "residual")
+
+
+@dataclass
+class WorldModelConfig:
+    """Latent-predictive (JEPA) world model and its training loss (``losses.world_model.jepa_loss``)."""
+
+    name: str = "jepa"
+    """World model: ``jepa`` (K-step action-conditioned latent predictor), ``seq_jepa`` (transformer
+    aggregator over past views and actions, for partially observed tasks) or ``none`` (no world model:
+    the agent trains its encoder through its own losses only)."""
+
+    latent_dim: int = 256
+    """Embedding size ``D`` of the encoder and the predictor."""
+
+    encoder: str = "auto"
+    """Encoder kind, see ``jepa_agents.nn.encoders``: ``auto|small_cnn|nature|drq|impala|mlp``."""
+
+    encoder_channels: list[int] = field(default_factory=list)
+    """Conv channel counts for ``small_cnn`` (4) or ``impala`` (per stage); empty: the kind's default."""
+
+    augment_pad: int = 4
+    """Random-shift padding in pixels for image observations during world-model training (0: off)."""
+
+    horizon: int = 5
+    """Prediction horizon ``K``: the loss uses sequences of ``K + 1`` observations and ``K`` actions."""
+
+    predictor: str = "residual"
+    """Latent transition: ``mlp`` (``z' = f([z; a])``) or ``residual`` (``z' = z + f([z; a])``)."""
+
+    predictor_hidden: list[int] = field(default_factory=lambda: [512, 512])
+    """Hidden sizes of the predictor MLP (LayerNorm + ELU)."""
+
+    regularizer: str = "sigreg"
+    """Anti-collapse regularizer on the encoder outputs: ``sigreg|vicreg|none``."""
+
+    reg_weight: float = 0.1
+    """Weight ``λ`` of the regularizer: ``loss = pred + λ·reg + heads``."""
+
+    num_slices: int = 256
+    """SIGReg: random directions ``M`` per call."""
+
+    regularize_predictions: bool = False
+    """Also regularize the predicted embeddings (averaged with the encoder-output term)."""
+
+    target: str = "online"
+    """Prediction targets: ``online`` (encoder outputs with gradients; the LeJEPA default),
+    ``stopgrad`` (detached encoder outputs) or ``ema`` (an EMA copy of the encoder, SPR/BYOL-style)."""
+
+    ema_tau: float = 0.01
+    """EMA target step: ``target <- (1 - τ)·target + τ·online`` per ``update_target()``."""
+
+    pred_loss: str = "mse"
+    """Prediction error: ``mse`` (squared error averaged over dims) or ``cosine`` (``1 - cos``)."""
+
+    reward_weight: float = 0.0
+    """Weight of the reward head loss (MSE of ``r(z_k, a_k)`` on predicted latents); 0: no head."""
+
+    value_weight: float = 0.0
+    """Weight of the value head loss (MSE of ``v(z)`` against given value targets); 0: no head."""
+
+    inverse_weight: float = 0.0
+    """Weight of the inverse-dynamics head ``a_k ≈ g(z_k, z_{k+1})`` (MSE or cross-entropy); 0: no head."""
+
+    head_hidden: list[int] = field(default_factory=lambda: [256])
+    """Hidden sizes of the reward/value/inverse heads."""
+
+    seq_layers: int = 2
+    """seq-JEPA: transformer layers of the aggregator."""
+
+    seq_heads: int = 4
+    """seq-JEPA: attention heads (must divide ``latent_dim``)."""
+
+    seq_context: int = 8
+    """seq-JEPA: longest context (number of views) the aggregator sees; sizes its position table."""
+
+    def __post_init__(self) -> None:
+        choices = {
+            "name": WORLD_MODELS,
+            "target": TARGETS,
+            "pred_loss": PRED_LOSSES,
+            "predictor": PREDICTORS,
+            "regularizer": ("sigreg", "vicreg", "none"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"world_model.{key}={getattr(self, key)!r}; choose one of {allowed}")
+        if self.latent_dim < 1 or self.horizon < 1 or self.num_slices < 1:
+            raise ValueError("world_model.latent_dim, horizon and num_slices must be >= 1")
+        if not 0.0 < self.ema_tau <= 1.0:
+            raise ValueError(f"world_model.ema_tau must be in (0, 1], got {self.ema_tau}")
+        if min(self.reg_weight, self.reward_weight, self.value_weight, self.inverse_weight) < 0:
+            raise ValueError("world_model loss weights must be >= 0")
+        if self.name == "seq_jepa" and self.latent_dim % self.seq_heads:
+            raise ValueError(
+                f"world_model.seq_heads={self.seq_heads} must divide latent_dim={self.latent_dim}"
+            )
