@@ -17,6 +17,7 @@ BENCHMARKS = {
     "envs": ["bench_envs.py", "bench_torch_envs.py"],
     "torch-envs": ["bench_torch_envs.py"],
     "world-model": ["bench_world_model.py"],
+    "ppo-cartpole": ["bench_ppo_cartpole.py"],
 }
 
 

@@ -1,0 +1,388 @@
+"""SAC on the latent of a JEPA world model (continuous actions), DrQ-v2 style, with n-step returns.
+
+Per gradient update, from ``B`` replay slices of ``L = max(K, n) + 1`` consecutive steps:
+
+* ``z = f(aug(o))`` ``[B, L, D]``: one shared, random-shifted encoding of every observation;
+* world model: ``L_wm = jepa_loss(o_{0..K}, a_{0..K-1}, z_{0..K})`` (K-step latent prediction + λ·SIGReg;
+  its targets follow ``world_model.target``, the online encoder by default: no EMA);
+* critic: ``L_Q = Σ_e ½ mean (Q_e(z_t, a_t) - y_t)²`` on the ``T = L - 1`` transitions, with
+  ``y_t = R_t + d_t·(min_e Q̄_e(z̄, a') - α log π(a'|z̄))``, ``z̄ = sg(z_{t+m})``, ``a' ~ π(·|z̄)``,
+  ``Q̄`` the Polyak-averaged target critics and ``(R_t, d_t, m)`` the replay's n-step targets;
+* actor: ``L_π = mean(α log π(a|sg(z)) - min_e Q_e(sg(z), a))`` (critic parameters frozen);
+* temperature: ``L_α = α·mean(-log π(a|s) - H̄)``.
+
+The encoder (with the predictor) is trained by ``L_Q + wm_weight·L_wm``; the total loss
+``L_Q + wm_weight·L_wm + L_π + L_α`` is a single backward pass whose terms reach disjoint parameters
+except the encoder. A non-finite loss or gradient norm skips the update (``train/nan_skips``); after
+``max_consecutive_nan`` in a row, :class:`FloatingPointError` is raised.
+
+Update-to-data ratio: the loop calls ``update(replay, step)`` after every vectorized env step, with
+``step`` the env-frame counter; the agent credits ``utd`` updates per transition collected
+(``(step - last_step) / action_repeat``) and runs the whole credit every ``update_every`` calls.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor, nn
+
+from jepa_agents.agents.config import SACConfig
+from jepa_agents.agents.sac_losses import actor_loss, critic_loss, soft_value, temperature_loss, total_loss
+from jepa_agents.data.replay import Replay
+from jepa_agents.losses import jepa_loss
+from jepa_agents.nn import MLP, RandomShift, make_encoder
+from jepa_agents.world_models import LatentWorldModel, WorldModelConfig
+
+
+class Trunk(nn.Module):
+    """``h = tanh(LayerNorm(Linear(z)))`` ``[*, D] -> [*, F]`` (DrQ-v2); identity when ``out_dim == 0``."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.out_dim = out_dim or in_dim
+        self._net = (
+            nn.Sequential(nn.Linear(in_dim, out_dim), nn.LayerNorm(out_dim), nn.Tanh())
+            if out_dim
+            else nn.Identity()
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self._net(z)
+
+
+def tanh_gaussian_sample(mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
+    """Reparameterized ``a = tanh(u)``, ``u ~ N(mean, exp(log_std)²)`` and ``log π(a)`` ``[*, 1]``.
+
+    ``log π(a) = Σ_i [log N(u_i) - log(1 - tanh²(u_i))]`` with the stable
+    ``log(1 - tanh²(u)) = 2·(log 2 - u - softplus(-2u))``.
+    """
+    std = log_std.exp()
+    u = mean + std * torch.randn_like(mean)  # [*, A]
+    log_normal = -0.5 * ((u - mean) / std).square() - log_std - 0.5 * math.log(2 * math.pi)
+    log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+    return torch.tanh(u), (log_normal - log_det).sum(-1, keepdim=True)
+
+
+class TanhGaussianActor(nn.Module):
+    """``π(a|z)``: trunk + MLP -> mean and log-std (``[log_std_min, log_std_max]``) of a tanh-Gaussian."""
+
+    def __init__(
+        self,
+        latent_dim: int,
+        action_dim: int,
+        feature_dim: int,
+        hidden: Sequence[int],
+        log_std_min: float,
+        log_std_max: float,
+    ):
+        super().__init__()
+        self._trunk = Trunk(latent_dim, feature_dim)
+        self._mlp = MLP(self._trunk.out_dim, hidden, 2 * action_dim, "relu")
+        self._log_std_min, self._log_std_max = log_std_min, log_std_max
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``z [*, D] -> (mean [*, A], log_std [*, A])``."""
+        mean, raw = self._mlp(self._trunk(z)).chunk(2, -1)
+        log_std = self._log_std_min + 0.5 * (self._log_std_max - self._log_std_min) * (torch.tanh(raw) + 1)
+        return mean, log_std
+
+    def sample(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``z [*, D] -> (a [*, A] in (-1, 1), log π(a|z) [*, 1])``."""
+        return tanh_gaussian_sample(*self(z))
+
+    def mode(self, z: Tensor) -> Tensor:
+        """Deterministic action ``tanh(mean)`` ``[*, A]``."""
+        return torch.tanh(self(z)[0])
+
+
+class TwinQ(nn.Module):
+    """Two critics on a shared trunk: ``Q_e(z, a) = MLP_e([h(z); a])`` -> ``[2, *, 1]``."""
+
+    def __init__(self, latent_dim: int, action_dim: int, feature_dim: int, hidden: Sequence[int]):
+        super().__init__()
+        self._trunk = Trunk(latent_dim, feature_dim)
+        self._heads = nn.ModuleList(
+            MLP(self._trunk.out_dim + action_dim, hidden, 1, "relu") for _ in range(2)
+        )
+
+    def forward(self, z: Tensor, action: Tensor) -> Tensor:
+        x = torch.cat((self._trunk(z), action), -1)
+        return torch.stack([head(x) for head in self._heads])
+
+
+class ObsEncoder(nn.Module):
+    """The encoder alone, for ``world_model.name=none``: ``encode(obs, augment) -> z [*, D]``.
+
+    Same encoder (``world_model.encoder``, ``latent_dim``) and random shift (``augment_pad``) as a world
+    model's, trained by the critic loss only.
+    """
+
+    def __init__(self, cfg: WorldModelConfig, obs_shape: Sequence[int]):
+        super().__init__()
+        self.latent_dim = cfg.latent_dim
+        self._encoder = make_encoder(cfg.encoder, obs_shape, cfg.latent_dim)
+        pixels = len(obs_shape) == 3
+        self._augment = RandomShift(cfg.augment_pad) if pixels and cfg.augment_pad > 0 else nn.Identity()
+
+    def encode(self, obs: Tensor, augment: bool = False) -> Tensor:
+        """``obs [*, *obs_shape] -> z [*, D]``; random-shifts images first when ``augment``."""
+        return self._encoder(self._augment(obs) if augment else obs)
+
+
+class SACNetworks(nn.Module):
+    """Every network of a SAC learner: world model (encoder), actor, critics, target critics, ``log α``."""
+
+    def __init__(
+        self,
+        model: LatentWorldModel | ObsEncoder,
+        actor: nn.Module,
+        critic: nn.Module,
+        init_temperature: float,
+    ):
+        super().__init__()
+        self.model = model
+        self.actor = actor
+        self.critic = critic
+        self.critic_target = copy.deepcopy(critic).requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(init_temperature)))
+
+
+class SACAgent:
+    """Continuous SAC + JEPA learner: optimizers, ``update``, ``act``, ``state_dict`` (see module docstring).
+
+    Args:
+        cfg: learner settings.
+        model: world model (or :class:`ObsEncoder`) whose ``encode`` gives ``z``; trained by ``jepa_loss``
+            when it is a world model and ``wm_weight > 0``.
+        obs_key: observation key the agent sees (``pixels`` or ``state``).
+        action_dim: ``A``.
+        device: training device.
+        num_envs: parallel copies (transitions per vectorized step).
+        action_repeat: env frames per agent step (converts ``step`` into transitions).
+        max_consecutive_nan: raise after this many consecutive non-finite updates.
+    """
+
+    def __init__(
+        self,
+        cfg: SACConfig,
+        model: LatentWorldModel | ObsEncoder,
+        obs_key: str,
+        action_dim: int,
+        device: torch.device,
+        *,
+        num_envs: int,
+        action_repeat: int,
+        max_consecutive_nan: int,
+    ):
+        self.cfg = cfg
+        self.obs_key = obs_key
+        self.action_dim = action_dim
+        self.device = device
+        self.nets = self._build_networks(model).to(device)
+        self._use_world_model = isinstance(model, LatentWorldModel) and cfg.wm_weight > 0
+        horizon = model.cfg.horizon if self._use_world_model else 1
+        self.horizon = horizon
+        self.seq_len = max(horizon, cfg.n_step) + 1
+        self.target_entropy = (
+            self._default_target_entropy() if cfg.target_entropy is None else cfg.target_entropy
+        )
+        self.loss_weights = {"critic": 1.0, "actor": 1.0, "temperature": 1.0, "world_model": cfg.wm_weight}
+        nets = self.nets
+        self.optimizers = {
+            "model": torch.optim.Adam(
+                [p for p in nets.model.parameters() if p.requires_grad], lr=cfg.lr_encoder
+            ),
+            "critic": torch.optim.Adam(nets.critic.parameters(), lr=cfg.lr_critic),
+            "actor": torch.optim.Adam(nets.actor.parameters(), lr=cfg.lr_actor),
+            "temperature": torch.optim.Adam([nets.log_alpha], lr=cfg.lr_temperature),
+        }
+        self._params = [
+            p for group in self.optimizers.values() for g in group.param_groups for p in g["params"]
+        ]
+        self.num_envs = num_envs
+        self.action_repeat = action_repeat
+        self.max_consecutive_nan = max_consecutive_nan
+        self.counters = {
+            "updates": 0,
+            "calls": 0,
+            "nan_skips": 0,
+            "consecutive_nan": 0,
+            "credit": 0.0,
+            "step": -1,
+        }
+
+    # --------------------------------------------------------------------------- learner-specific
+    def _build_networks(self, model: LatentWorldModel | ObsEncoder) -> SACNetworks:
+        cfg, d, a = self.cfg, model.latent_dim, self.action_dim
+        actor = TanhGaussianActor(d, a, cfg.feature_dim, cfg.actor_hidden, cfg.log_std_min, cfg.log_std_max)
+        critic = TwinQ(d, a, cfg.feature_dim, cfg.critic_hidden)
+        return SACNetworks(model, actor, critic, cfg.init_temperature)
+
+    def _default_target_entropy(self) -> float:
+        return -float(self.action_dim)
+
+    def _sample(self, replay: Replay) -> TensorDict:
+        return replay.sample(self.cfg.batch_size, self.seq_len, self.cfg.n_step, self.cfg.gamma)
+
+    def _policy(self, z: Tensor, eval_mode: bool) -> Tensor:
+        actor = self.nets.actor
+        return actor.mode(z) if eval_mode else actor.sample(z)[0]
+
+    def _rl_losses(
+        self, z: Tensor, batch: TensorDict, update_actor: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Critic (and actor, temperature) losses from ``z [B, L, D]``; see the module docstring."""
+        nets, t = self.nets, self.seq_len - 1
+        alpha = nets.log_alpha.exp().detach()
+        with torch.no_grad():
+            z_boot = _gather_steps(z.detach(), batch["nstep", "index"][:, :t])  # [B, T, D]
+            a_next, logp_next = nets.actor.sample(z_boot)
+            q_next = nets.critic_target(z_boot, a_next).min(0).values  # [B, T, 1]
+            v_next = soft_value(q_next, logp_next, alpha)
+        q = nets.critic(z[:, :t], batch["action"][:, :t].float())  # [2, B, T, 1]
+        ret, disc = batch["nstep", "return"][:, :t], batch["nstep", "discount"][:, :t]
+        losses, metrics = {}, {}
+        losses["critic"], metrics_q = critic_loss(q, ret, disc, v_next)
+        metrics.update(metrics_q)
+        if update_actor:
+            z_sg = z.detach()
+            action, log_prob = nets.actor.sample(z_sg)  # [B, L, A], [B, L, 1]
+            q_pi = _frozen(nets.critic, z_sg, action).min(0).values  # [B, L, 1]
+            losses["actor"], metrics_pi = actor_loss(q_pi, log_prob, alpha)
+            metrics.update(metrics_pi)
+            if self.cfg.learn_temperature:
+                losses["temperature"], metrics_a = temperature_loss(
+                    nets.log_alpha, -log_prob, self.target_entropy
+                )
+                metrics.update(metrics_a)
+        return losses, metrics
+
+    # ------------------------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, obs: TensorDictBase, eval_mode: bool) -> Tensor:
+        """Actions for observations ``obs [N]`` (key ``obs_key``), on ``obs``'s device.
+
+        Continuous: ``[N, A]`` in ``[-1, 1]`` (``tanh(mean)`` in eval mode, a sample otherwise).
+        """
+        x = obs.get(self.obs_key)
+        z = self.nets.model.encode(x.to(self.device))  # [N, D]
+        return self._policy(z, eval_mode).to(x.device)
+
+    # ---------------------------------------------------------------------------------- training
+    def update(self, replay: Replay, step: int) -> dict[str, float]:
+        """Run the gradient updates due at env-frame counter ``step``; metrics of the last one (or ``{}``)."""
+        c, cfg = self.counters, self.cfg
+        new = self.num_envs if c["step"] < 0 else (step - c["step"]) // self.action_repeat
+        c["step"], c["calls"] = step, c["calls"] + 1
+        c["credit"] += cfg.utd * new
+        if c["calls"] % cfg.update_every:
+            return {}
+        count = int(c["credit"])
+        c["credit"] -= count
+        if count == 0:
+            return {}
+        metrics: dict[str, Tensor] = {}
+        for i in range(count):
+            metrics = self._update_once(replay, diagnostics=i == count - 1)
+        metrics["train/nan_skips"] = torch.tensor(float(c["nan_skips"]))
+        metrics["train/updates"] = torch.tensor(float(c["updates"]))
+        values = torch.stack([v.float().cpu() for v in metrics.values()]).tolist()
+        return dict(zip(metrics.keys(), values))
+
+    def _update_once(self, replay: Replay, diagnostics: bool) -> dict[str, Tensor]:
+        nets, c = self.nets, self.counters
+        batch = self._sample(replay)
+        obs = batch[self.obs_key]  # [B, L, *obs_shape]
+        z = nets.model.encode(obs, augment=True)  # [B, L, D]
+        update_actor = c["updates"] % self.cfg.actor_update_every == 0
+        losses, metrics = self._rl_losses(z, batch, update_actor)
+        if self._use_world_model:
+            k = self.horizon
+            losses["world_model"], metrics_wm = jepa_loss(
+                nets.model,
+                obs[:, : k + 1],
+                batch["action"][:, :k],
+                rewards=batch["reward"][:, :k] if nets.model.cfg.reward_weight > 0 else None,
+                z=z[:, : k + 1],
+                diagnostics=diagnostics,
+            )
+            metrics.update(metrics_wm)
+        weights = {name: self.loss_weights[name] for name in self._expected_losses(update_actor)}
+        loss = total_loss(losses, weights)
+
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for p in self._params if p.grad is not None]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf)
+        if not bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):
+            return self._skip(losses)
+        c["consecutive_nan"] = 0
+        for opt in self.optimizers.values():
+            opt.step()
+        with torch.no_grad():
+            for target, online in zip(nets.critic_target.parameters(), nets.critic.parameters()):
+                target.lerp_(online, self.cfg.tau)
+        if self._use_world_model and nets.model.cfg.target == "ema":
+            nets.model.update_target()
+        c["updates"] += 1
+        metrics["train/loss"] = loss.detach()
+        metrics["train/grad_norm"] = grad_norm.detach()
+        return metrics
+
+    def _expected_losses(self, update_actor: bool) -> set[str]:
+        names = {"critic"}
+        if update_actor:
+            names |= {"actor", "temperature"} if self.cfg.learn_temperature else {"actor"}
+        if self._use_world_model:
+            names.add("world_model")
+        return names
+
+    def _skip(self, losses: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Drop a non-finite update; raise after ``max_consecutive_nan`` of them in a row."""
+        c = self.counters
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        c["nan_skips"] += 1
+        c["consecutive_nan"] += 1
+        if c["consecutive_nan"] >= self.max_consecutive_nan:
+            values = ", ".join(f"{k}={v.item():.4g}" for k, v in sorted(losses.items()))
+            raise FloatingPointError(
+                f"{c['consecutive_nan']} consecutive updates had a non-finite loss or gradient "
+                f"(last losses: {values}); stopping (train.max_consecutive_nan={self.max_consecutive_nan}). "
+                "Lower the learning rates, set agent.grad_clip, or check the rewards and observations."
+            )
+        return {}
+
+    # ---------------------------------------------------------------------------- checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """Networks (incl. target critics, ``log α``), optimizer states and the update counters."""
+        return {
+            "nets": self.nets.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "counters": dict(self.counters),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.nets.load_state_dict(state["nets"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.counters = dict(state["counters"])
+
+
+def _gather_steps(z: Tensor, index: Tensor) -> Tensor:
+    """``z [B, L, D]``, ``index [B, T]`` (positions in ``0..L-1``) -> ``z[b, index[b, t]]`` ``[B, T, D]``."""
+    return z.gather(1, index.unsqueeze(-1).expand(-1, -1, z.shape[-1]))
+
+
+def _frozen(module: nn.Module, *args: Tensor) -> Tensor:
+    """``module(*args)`` with its parameters detached: gradients reach the inputs only."""
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    return torch.func.functional_call(module, params, args)
