@@ -300,3 +300,18 @@ def test_make_replay_from_config(tmp_path):
     cfg.train.replay_device = "gpu"
     with pytest.raises(ValueError, match="replay_device"):
         make_replay(cfg, env, torch.device("cpu"))
+
+
+def test_state_dict_holds_only_written_rows():
+    small, _ = _filled(capacity=50, steps=10)
+    large, _ = _filled(capacity=50_000, steps=10)
+
+    def nbytes(state):
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        return buf.tell()
+
+    # Same rows written: the checkpoint grows with the bookkeeping vectors only, not the pixel storage.
+    pixel_row = small._rb.storage[0]["pixels"].numel()
+    assert nbytes(large.state_dict()) - nbytes(small.state_dict()) < 50_000 * (9 + 4) + 10_000
+    assert nbytes(large.state_dict()) < 50_000 * pixel_row

@@ -24,7 +24,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from jepa_agents.config.schema import Config
 
 # Keys that may differ between a run and its resumption (they do not change what is computed).
-RUNTIME_KEYS = ("resume", "run_dir", "device", "num_threads", "logging.progress_bar")
+RUNTIME_KEYS = ("resume", "run_dir", "device", "logging.progress_bar")
 
 
 class ConfigError(ValueError):
@@ -71,7 +71,11 @@ def _train_schema(raw: DictConfig) -> DictConfig:
 
 
 # Root config name (configs/<name>.yaml) -> builder of its typed schema from the raw composed config.
-ROOT_SCHEMAS: dict[str, Callable[[DictConfig], DictConfig]] = {"train": _train_schema}
+ROOT_SCHEMAS: dict[str, Callable[[DictConfig], DictConfig]] = {
+    "train": _train_schema,
+    "collect": lambda raw: __import__("jepa_agents.zero_shot.config", fromlist=["_"]).collect_schema(raw),
+    "zero_shot": lambda raw: __import__("jepa_agents.zero_shot.config", fromlist=["_"]).zero_shot_schema(raw),
+}
 
 
 def _valid_keys(node: DictConfig) -> str:

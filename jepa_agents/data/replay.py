@@ -32,6 +32,7 @@ and whose next observation is the reset frame). Its row is not written and that 
 
 from __future__ import annotations
 
+import copy
 import math
 import tempfile
 from collections.abc import Sequence
@@ -367,10 +368,17 @@ class Replay:
     def state_dict(self) -> dict[str, Any]:
         """Everything to continue bit-exactly: stored rows, write cursor and per-copy episode bookkeeping.
 
-        Tensors are views of the storage (no copy); save them before adding more data.
+        Only the rows written so far are included (a checkpoint of a young run stays small, whatever the
+        capacity: the rows are copied, since saving a view would save its whole storage).
         """
+        buffer = self._rb.state_dict()
+        rows = buffer["_storage"]["_len"]
+        buffer["_storage"]["_storage"] = _map_leaves(
+            buffer["_storage"]["_storage"], lambda t: t[:rows].clone(), rows
+        )
         return {
-            "buffer": self._rb.state_dict(),
+            "capacity": self.capacity,
+            "buffer": buffer,
             "episode": self._episode.clone(),
             "step": self._step.clone(),
             "next_episode": self._next_episode,
@@ -385,7 +393,19 @@ class Replay:
         if state["episode"].shape != self._episode.shape:
             copies = state["episode"].shape[0]
             raise ValueError(f"replay state is for {copies} parallel copies, this replay has {self.num_envs}")
-        self._rb.load_state_dict(state["buffer"])
+        if state["capacity"] != self.capacity:
+            raise ValueError(f"replay state has capacity {state['capacity']}, this replay {self.capacity}")
+        buffer = dict(state["buffer"])
+        storage = dict(buffer["_storage"])
+
+        def pad(t: Tensor) -> Tensor:  # back to the full capacity the storage expects
+            full = torch.zeros((self.capacity, *t.shape[1:]), dtype=t.dtype, device=t.device)
+            full[: t.shape[0]] = t
+            return full
+
+        storage["_storage"] = _map_leaves(storage["_storage"], pad, self.capacity)
+        buffer["_storage"] = storage
+        self._rb.load_state_dict(buffer)
         self._episode.copy_(state["episode"])
         self._step.copy_(state["step"])
         self._next_episode = int(state["next_episode"])
@@ -394,6 +414,18 @@ class Replay:
         self._written = int(state["written"])
         self._prev.copy_(state["prev"])
         self._last_row.copy_(state["last_row"])
+
+
+def _map_leaves(tree: Any, fn, rows: int) -> Any:
+    """Apply ``fn`` (which changes the leading dim to ``rows``) to every tensor of a storage's state."""
+    if isinstance(tree, Tensor):
+        return fn(tree)
+    if isinstance(tree, TensorDictBase):
+        return tree.apply(fn, batch_size=[rows])
+    out = copy.copy(tree)  # keeps the mapping's attributes (tensordict stores its batch size there)
+    for key, value in tree.items():
+        out[key] = _map_leaves(value, fn, rows)
+    return out
 
 
 def row_nbytes(env, frame_stack: int = 1) -> int:

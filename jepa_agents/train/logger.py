@@ -52,7 +52,7 @@ class Logger:
             if resume_step is not None and path.exists():
                 _truncate_csv(path, resume_step)
             new = not path.exists()
-            self._csv = path.open("a", newline="")
+            self._csv = path.open("a", newline="", buffering=1)  # line-buffered: readable while running
             if new:
                 self._csv.write(",".join(CSV_HEADER) + "\n")
 
