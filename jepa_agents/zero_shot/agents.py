@@ -1,0 +1,227 @@
+"""Zero-shot agents: optimizers, target networks, the update step and save/load around a model.
+
+``make_zero_shot_agent(cfg, obs_shape, action_dim, device)`` builds :class:`TDJEPAAgent` or :class:`FBAgent`
+from the ``agent`` config (:class:`jepa_agents.zero_shot.config.ZeroShotAgentConfig`). ``agent.update(batch)``
+takes a TensorDict ``[B]`` of transitions (``observation/<key>``, ``action``, ``next/observation/<key>``,
+``next/terminated``) and returns float metrics. Task vectors for training are uniform on the sphere of
+radius ``√d``, a fraction ``train_goal_ratio`` replaced by embedded dataset states (``ψ(s')``, resp.
+``B(s')``, of a permutation of the batch).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from tensordict import TensorDict
+from torch import Tensor, nn
+
+from jepa_agents.regularizers import SIGReg
+from jepa_agents.zero_shot.fb import FBModel
+from jepa_agents.zero_shot.losses import (
+    actor_loss,
+    encoder_regularizer,
+    fb_loss,
+    orthonormality_loss,
+    td_jepa_td_loss,
+)
+from jepa_agents.zero_shot.td_jepa import TDJEPAModel, project_z
+
+
+def build_model(cfg, obs_shape: Sequence[int], action_dim: int) -> TDJEPAModel | FBModel:
+    """The model named by ``cfg.name`` (``td_jepa`` or ``fb``) with the sizes of ``cfg``."""
+    common = dict(
+        phi_dim=cfg.phi_dim,
+        z_dim=cfg.z_dim,
+        encoder_hidden=list(cfg.encoder_hidden),
+        predictor_hidden=list(cfg.predictor_hidden),
+        num_predictors=cfg.num_predictors,
+        actor_hidden=list(cfg.actor_hidden),
+        actor_std=cfg.actor_std,
+        actor_clip=cfg.actor_clip,
+        cnn=cfg.cnn,
+        cnn_dim=cfg.cnn_dim,
+    )
+    if cfg.name == "td_jepa":
+        return TDJEPAModel(obs_shape, action_dim, encoder_norm=cfg.encoder_norm, **common)
+    if cfg.name == "fb":
+        return FBModel(obs_shape, action_dim, **common)
+    raise ValueError(f"unknown zero-shot agent {cfg.name!r}; choose td_jepa or fb")
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """Polyak averaging ``θ⁻ <- (1 - τ) θ⁻ + τ θ``."""
+    for t, p in zip(target.parameters(), online.parameters()):
+        t.lerp_(p, tau)
+
+
+def _prefixed(prefix: str, metrics: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {f"{prefix}/{k}": v for k, v in metrics.items()}
+
+
+def _check_finite(metrics: dict[str, Tensor]) -> dict[str, float]:
+    out = {k: float(v) for k, v in metrics.items()}
+    bad = [k for k, v in out.items() if v != v or v in (float("inf"), float("-inf"))]
+    if bad:
+        raise FloatingPointError(f"non-finite training metrics {bad}: the update diverged.")
+    return out
+
+
+class _ZeroShotAgent:
+    """Shared pieces: the batch unpacking, mixed task sampling, checkpointable state."""
+
+    model: TDJEPAModel | FBModel
+
+    def __init__(self, cfg, model: TDJEPAModel | FBModel, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.model = model.to(device)
+        self.target = copy.deepcopy(self.model).requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.model.actor.parameters(), lr=cfg.lr_actor)
+
+    def _unpack(self, batch: TensorDict) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        key = self.cfg.obs_key
+        obs = batch["observation", key]  # [B, *obs_shape]
+        next_obs = batch["next", "observation", key]
+        action = batch["action"].float()  # [B, A]
+        discount = self.cfg.discount * (~batch["next", "terminated"]).float().reshape(-1, 1)  # [B, 1]
+        return obs, action, next_obs, discount
+
+    @torch.no_grad()
+    def mixed_z(self, goals: Tensor) -> Tensor:
+        """``[B, d]``: uniform on the √d-sphere, a ``train_goal_ratio`` fraction replaced by the projection
+        of ``goals`` ``[B, d]`` (embedded dataset states) in a random order."""
+        n = goals.shape[0]
+        z = self.model.sample_z(n, device=goals.device)
+        perm = torch.randperm(n, device=goals.device)
+        mask = torch.rand(n, 1, device=goals.device) < self.cfg.train_goal_ratio
+        return torch.where(mask, project_z(goals[perm]), z)
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "target": self.target.state_dict(),
+            "opt": self.opt.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.target.load_state_dict(state["target"])
+        self.opt.load_state_dict(state["opt"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+
+
+class TDJEPAAgent(_ZeroShotAgent):
+    """TD-JEPA training: both TD directions + encoder regularizer (orthonormality or SIGReg), then π."""
+
+    model: TDJEPAModel
+
+    def __init__(self, cfg, obs_shape: Sequence[int], action_dim: int, device: torch.device):
+        super().__init__(cfg, build_model(cfg, obs_shape, action_dim), device)
+        m = self.model
+        params = [*m.phi_encoder.parameters(), *m.psi_encoder.parameters()]
+        params += [*m.phi_predictor.parameters(), *m.psi_predictor.parameters()]
+        self.opt = torch.optim.Adam(params, lr=cfg.lr)
+        self.sigreg = SIGReg(num_slices=cfg.sigreg_slices).to(device) if cfg.regularizer == "sigreg" else None
+
+    def state_dict(self) -> dict:
+        # SIGReg's direction counter is saved too, so that a resumed run draws the same directions.
+        return super().state_dict() | {"sigreg": self.sigreg.state_dict() if self.sigreg else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if self.sigreg is not None:
+            self.sigreg.load_state_dict(state["sigreg"])
+
+    def update(self, batch: TensorDict) -> dict[str, float]:
+        cfg, m, t = self.cfg, self.model, self.target
+        obs, action, next_obs, discount = self._unpack(batch)
+        with torch.no_grad():
+            phi_next_t, psi_next_t = t.phi(next_obs), t.psi(next_obs)  # [B, d_φ], [B, d]
+            z = self.mixed_z(m.psi(next_obs))  # [B, d]
+            next_action = m.actor.sample(phi_next_t, z)  # a' ~ π(φ⁻(s'), z)
+            next_pred_phi = t.phi_predictor(phi_next_t, next_action, z)  # [K, B, d]
+            next_pred_psi = t.psi_predictor(psi_next_t, next_action, z)  # [K, B, d_φ]
+        phi, psi = m.phi(obs), m.psi(obs)
+        loss_phi, met_phi = td_jepa_td_loss(
+            m.phi_predictor(phi, action, z), psi_next_t, next_pred_phi, discount
+        )
+        loss_psi, met_psi = td_jepa_td_loss(
+            m.psi_predictor(psi, action, z), phi_next_t, next_pred_psi, discount
+        )
+        reg_phi, met_rphi = encoder_regularizer(phi, cfg.regularizer, self.sigreg)
+        reg_psi, met_rpsi = encoder_regularizer(psi, cfg.regularizer, self.sigreg)
+        loss = loss_phi + loss_psi + cfg.reg_coef * (reg_phi + reg_psi)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+        with torch.no_grad():
+            phi_d = m.phi(obs)
+        pred = m.phi_predictor(phi_d, m.actor.sample(phi_d, z), z)  # [K, B, d]
+        loss_actor, met_actor = actor_loss(pred, z)
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss_actor.backward()
+        self.actor_opt.step()
+
+        soft_update(t.phi_encoder, m.phi_encoder, cfg.tau_encoder)
+        soft_update(t.psi_encoder, m.psi_encoder, cfg.tau_encoder)
+        soft_update(t.phi_predictor, m.phi_predictor, cfg.tau_predictor)
+        soft_update(t.psi_predictor, m.psi_predictor, cfg.tau_predictor)
+        metrics = _prefixed("td_phi", met_phi) | _prefixed("td_psi", met_psi) | met_actor
+        metrics |= _prefixed("reg_phi", met_rphi) | _prefixed("reg_psi", met_rpsi)
+        metrics |= {"loss": loss.detach(), "phi_norm": phi.norm(dim=-1).mean().detach()}
+        metrics["psi_norm"] = psi.norm(dim=-1).mean().detach()
+        return _check_finite({f"train/{k}": v for k, v in metrics.items()})
+
+
+class FBAgent(_ZeroShotAgent):
+    """FB training: the ``M = F Bᵀ`` TD loss + orthonormality of ``B``, then the actor."""
+
+    model: FBModel
+
+    def __init__(self, cfg, obs_shape: Sequence[int], action_dim: int, device: torch.device):
+        super().__init__(cfg, build_model(cfg, obs_shape, action_dim), device)
+        m = self.model
+        params = [*m.forward_encoder.parameters(), *m.forward_map.parameters(), *m.backward_map.parameters()]
+        self.opt = torch.optim.Adam(params, lr=cfg.lr)
+
+    def update(self, batch: TensorDict) -> dict[str, float]:
+        cfg, m, t = self.cfg, self.model, self.target
+        obs, action, next_obs, discount = self._unpack(batch)
+        with torch.no_grad():
+            e_next_t, b_next_t = t.embed(next_obs), t.task_features(next_obs)  # [B, d_e], [B, d]
+            z = self.mixed_z(m.task_features(next_obs))
+            next_pred = t.forward_map(e_next_t, m.actor.sample(e_next_t, z), z)  # [K, B, d]
+        b_next = m.task_features(next_obs)  # [B, d]
+        loss_fb, met_fb = fb_loss(
+            m.forward_map(m.embed(obs), action, z), b_next, next_pred, b_next_t, discount
+        )
+        loss_orth, met_orth = orthonormality_loss(b_next)
+        loss = loss_fb + cfg.reg_coef * loss_orth
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+        with torch.no_grad():
+            e = m.embed(obs)
+        loss_actor, met_actor = actor_loss(m.forward_map(e, m.actor.sample(e, z), z), z)
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss_actor.backward()
+        self.actor_opt.step()
+
+        soft_update(t.forward_encoder, m.forward_encoder, cfg.tau_predictor)
+        soft_update(t.forward_map, m.forward_map, cfg.tau_predictor)
+        soft_update(t.backward_map, m.backward_map, cfg.tau_encoder)
+        metrics = met_fb | met_orth | met_actor | {"loss": loss.detach()}
+        return _check_finite({f"train/{k}": v for k, v in metrics.items()})
+
+
+def make_zero_shot_agent(cfg, obs_shape: Sequence[int], action_dim: int, device: torch.device):
+    """:class:`TDJEPAAgent` (``cfg.name == "td_jepa"``) or :class:`FBAgent` (``"fb"``)."""
+    agents = {"td_jepa": TDJEPAAgent, "fb": FBAgent}
+    if cfg.name not in agents:
+        raise ValueError(f"unknown zero-shot agent {cfg.name!r}; choose one of {sorted(agents)}")
+    return agents[cfg.name](cfg, obs_shape, action_dim, device)

@@ -1,0 +1,155 @@
+"""Entry points of ``jepa-agents collect``, ``train-zero-shot`` and ``eval-zero-shot``.
+
+Each takes ``argv`` (the arguments after the command) and returns an exit status. Config values are Hydra
+overrides validated by :func:`jepa_agents.config.load.compose` (roots ``collect`` and ``zero_shot``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from jepa_agents.config.load import ConfigError, compose, group_choices, validate
+from jepa_agents.data.offline import DatasetError
+from jepa_agents.train.checkpoint import CheckpointError
+
+EVAL_KEYS = ("eval.", "device", "num_threads")
+
+
+def _check_tasks(cfg) -> None:
+    """An unknown ``eval.tasks`` entry is a config error (it lists the domain's tasks)."""
+    from jepa_agents.zero_shot.evaluate import check_tasks
+
+    try:
+        check_tasks(cfg.env.name, list(cfg.eval.tasks))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--cfg", action="store_true", help="print the resolved config and exit")
+    return parser
+
+
+def collect_main(argv: list[str]) -> int:
+    """``jepa-agents collect [overrides]``: write a reward-free dataset."""
+    epilog = (
+        f"explorers (zs_explorer=<preset>): {', '.join(group_choices('zs_explorer'))}\n\nexamples:\n"
+        "  jepa-agents collect num_transitions=100000 dataset=datasets/maze_rnd\n"
+        "  jepa-agents collect zs_explorer=random env.name=dmc/walker_walk num_envs=4\n"
+        "  jepa-agents collect dataset=datasets/maze_rnd num_transitions=200000 append=true  # continue"
+    )
+    parser = _parser("jepa-agents collect", "Collect reward-free transitions into a dataset.", epilog)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides key=value")
+    args = parser.parse_args(argv)
+    from jepa_agents.zero_shot.config import check_ranges
+
+    cfg = compose(args.overrides, config_name="collect")
+    check_ranges(cfg)
+    if args.cfg:
+        print(OmegaConf.to_yaml(cfg))
+        return 0
+    from jepa_agents.zero_shot.collect import collect
+
+    root = collect(cfg)
+    print(f"dataset: {root}")
+    return 0
+
+
+def train_main(argv: list[str]) -> int:
+    """``jepa-agents train-zero-shot dataset=<dir> [overrides]``: train TD-JEPA / FB, then evaluate."""
+    epilog = (
+        f"agents (zs_agent=<preset>): {', '.join(group_choices('zs_agent'))}\n"
+        f"schedules (zs_train=<preset>): {', '.join(group_choices('zs_train'))}\n\nexamples:\n"
+        "  jepa-agents train-zero-shot dataset=datasets/maze_rnd zs_agent=td_jepa_sigreg seed=1\n"
+        "  jepa-agents train-zero-shot dataset=datasets/maze_rnd zs_agent=fb train.num_updates=50000\n"
+        "  jepa-agents train-zero-shot resume=runs/<...>   # continue from the last checkpoint"
+    )
+    parser = _parser(
+        "jepa-agents train-zero-shot", "Train a zero-shot agent on a reward-free dataset.", epilog
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides key=value")
+    args = parser.parse_args(argv)
+    from jepa_agents.zero_shot.config import check_ranges
+
+    cfg = compose(args.overrides, config_name="zero_shot")
+    check_ranges(cfg)
+    if args.cfg:
+        print(OmegaConf.to_yaml(cfg))
+        return 0
+    if not cfg.dataset:
+        raise ConfigError("dataset=<directory> is required (write one with `jepa-agents collect`).")
+    _check_tasks(cfg)
+    from jepa_agents.zero_shot.train_offline import train_zero_shot
+
+    run_dir = train_zero_shot(cfg)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def eval_main(argv: list[str]) -> int:
+    """``jepa-agents eval-zero-shot RUN_DIR [eval.*/device/num_threads overrides]``: evaluate a run."""
+    epilog = (
+        "The model, dataset and domain come from RUN_DIR/config.yaml; overrides may set eval.*, device and\n"
+        "num_threads only.\n\nexamples:\n"
+        "  jepa-agents eval-zero-shot runs/<...>\n"
+        "  jepa-agents eval-zero-shot runs/<...> eval.tasks=[reach_top_right] eval.episodes=20\n"
+        "  jepa-agents eval-zero-shot runs/<...> --checkpoint runs/<...>/checkpoints/ckpt_000000010000.pt"
+    )
+    parser = _parser("jepa-agents eval-zero-shot", "Zero-shot evaluation of a trained run.", epilog)
+    parser.add_argument("run_dir", type=Path, help="run directory of `jepa-agents train-zero-shot`")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file (default: the latest)")
+    parser.add_argument("overrides", nargs="*", help="eval.*, device, num_threads overrides")
+    args = parser.parse_args(argv)
+    bad = [o for o in args.overrides if not o.split("=", 1)[0].startswith(EVAL_KEYS)]
+    if bad:
+        raise ConfigError(
+            f"eval-zero-shot takes only eval.*, device and num_threads overrides, got {bad}; the model comes "
+            f"from {args.run_dir / 'config.yaml'}."
+        )
+    saved_path = args.run_dir / "config.yaml"
+    if not saved_path.is_file():
+        raise ConfigError(f"{saved_path} does not exist: is {args.run_dir} a train-zero-shot run directory?")
+    saved = validate(OmegaConf.load(saved_path), "zero_shot")
+    asked = compose(args.overrides, config_name="zero_shot")
+    for override in args.overrides:
+        key = override.split("=", 1)[0]
+        OmegaConf.update(saved, key, OmegaConf.select(asked, key), merge=False)
+    from jepa_agents.zero_shot.config import check_ranges
+
+    check_ranges(saved)
+    _check_tasks(saved)
+    if args.cfg:
+        print(OmegaConf.to_yaml(saved))
+        return 0
+    from jepa_agents.zero_shot.evaluate import evaluate_run
+
+    evaluate_run(saved, args.run_dir, args.checkpoint)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jepa_agents.zero_shot.cli {collect,train,eval} ...`` (until the main CLI wires them)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"collect": collect_main, "train": train_main, "eval": eval_main}
+    if not argv or argv[0] not in commands:
+        print(f"usage: python -m jepa_agents.zero_shot.cli {{{','.join(commands)}}} ...", file=sys.stderr)
+        return 2
+    try:
+        return commands[argv[0]](argv[1:])
+    except (ConfigError, DatasetError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""Schemas of the ``collect`` and ``zero_shot`` roots (``configs/collect.yaml``, ``configs/zero_shot.yaml``).
+
+Presets: ``configs/zs_explorer/`` (``explorer``), ``configs/zs_agent/`` (``agent``: TD-JEPA with SIGReg or
+orthonormality, FB; ``*_paper`` are the paper sizes) and ``configs/zs_train/`` (``train``: ``cpu`` or
+``paper``). Every field has a docstring; a key that is not a field is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jepa_agents.config.schema import LoggingConfig
+
+REGULARIZERS = ("orthonormality", "sigreg", "none")
+
+
+def _check(prefix: str, checks: dict[str, bool], obj: Any) -> None:
+    for key, ok in checks.items():
+        if not ok:
+            raise ValueError(f"{prefix}.{key}={getattr(obj, key)!r} is out of range")
+
+
+@dataclass
+class ZeroShotEnvConfig:
+    """The domain: where data is collected and zero-shot policies are evaluated."""
+
+    name: str = "torch/point_mass_maze"
+    """Registry name ``<family>/<task>``; its family must support ``relabel`` (``torch/point_mass_maze``,
+    ``dmc/walker_walk``, ``dmc/cheetah_run``, ``dmc/quadruped_walk``,
+    ``dmc/point_mass_maze_reach_top_left``)."""
+    from_pixels: bool = False
+    """Also render ``pixels`` (stored in the dataset next to ``state``)."""
+    image_size: int = 64
+    """Height and width of rendered frames."""
+    action_repeat: int = 1
+    """Simulator steps per agent step; 1 makes relabeled rewards equal the online ones."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Extra family options for ``envs.make`` (``frame_stack``, ``episode_length``, ...)."""
+
+
+@dataclass
+class ExplorerConfig:
+    """How reward-free data is collected: uniform random actions or RND (random network distillation)
+    with a TD3 learner maximizing the intrinsic reward ``|f(s') - f̄(s')|²`` (``f̄`` a frozen random MLP)."""
+
+    name: str = "rnd"
+    """``random`` or ``rnd``."""
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden sizes of the actor, critics and RND networks."""
+    rnd_dim: int = 64
+    """Output size of the RND target and predictor."""
+    lr: float = 3e-4
+    """Adam learning rate of actor, critics and RND predictor."""
+    batch_size: int = 256
+    """Transitions per update."""
+    discount: float = 0.99
+    """Discount of the intrinsic return."""
+    tau: float = 0.01
+    """Polyak step of the target critics and actor."""
+    action_noise: float = 0.2
+    """Std of the Gaussian exploration noise on the actor's actions."""
+    updates_per_step: int = 1
+    """Gradient updates per vectorized env step (each step adds ``num_envs`` transitions)."""
+    warmup_transitions: int = 5_000
+    """Uniform random actions (and no updates) for the first transitions."""
+    replay_capacity: int = 1_000_000
+    """Transitions the explorer's replay keeps (in memory)."""
+
+    def __post_init__(self) -> None:
+        if self.name not in ("random", "rnd"):
+            raise ValueError(f"explorer.name={self.name!r}; choose random or rnd")
+        checks = {
+            "rnd_dim": self.rnd_dim >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "discount": 0 <= self.discount < 1,
+            "tau": 0 < self.tau <= 1,
+            "action_noise": self.action_noise >= 0,
+            "updates_per_step": self.updates_per_step >= 0,
+            "warmup_transitions": self.warmup_transitions >= 0,
+            "replay_capacity": self.replay_capacity >= 1,
+        }
+        _check("explorer", checks, self)
+
+
+@dataclass
+class CollectConfig:
+    """Root of ``jepa-agents collect``: write a reward-free dataset."""
+
+    env: ZeroShotEnvConfig = field(default_factory=ZeroShotEnvConfig)
+    """The domain to explore."""
+    explorer: ExplorerConfig = field(default_factory=ExplorerConfig)
+    """The exploration policy (group ``zs_explorer``)."""
+    dataset: str = ""
+    """Output directory; empty: ``datasets/<env>/<explorer>_seed<seed>``."""
+    num_transitions: int = 100_000
+    """Stop once the dataset holds this many transitions (counting those already there with ``append``)."""
+    num_envs: int = 8
+    """Parallel environment copies."""
+    append: bool = False
+    """Continue an existing dataset: episodes keep their numbers, the explorer resumes from its checkpoint."""
+    checkpoint_every: int = 20_000
+    """Save the explorer (networks, optimizers, replay, RNG) every so many transitions."""
+    seed: int = 0
+    """Seed of the environments and of the explorer."""
+    device: str = "auto"
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    num_threads: int = 0
+    """``torch.set_num_threads`` value; 0 keeps torch's default."""
+    progress_bar: bool = True
+    """Show a progress bar on stderr."""
+
+    def __post_init__(self) -> None:
+        checks = {
+            "num_transitions": self.num_transitions >= 1,
+            "num_envs": self.num_envs >= 1,
+            "checkpoint_every": self.checkpoint_every >= 1,
+        }
+        _check("collect", checks, self)
+
+
+@dataclass
+class ZeroShotAgentConfig:
+    """A zero-shot learner: TD-JEPA (``name: td_jepa``) or forward-backward (``name: fb``)."""
+
+    name: str = "td_jepa"
+    """``td_jepa`` or ``fb``."""
+    obs_key: str = "state"
+    """Observation the model reads: ``state`` or ``pixels`` (the dataset must hold it)."""
+    z_dim: int = 50
+    """Task-space size ``d`` (ψ for TD-JEPA, ``B`` for FB); ``z`` lives on the sphere of radius ``√d``."""
+    phi_dim: int = 50
+    """Size of the state encoder ``φ`` (TD-JEPA) / of the forward-side encoder ``e`` (FB)."""
+    encoder_hidden: list[int] = field(default_factory=lambda: [128, 128])
+    """Hidden sizes of the encoders' MLP heads (LayerNorm + ReLU)."""
+    encoder_norm: bool = True
+    """TD-JEPA: project ``φ`` and ψ onto the sphere of radius ``√dim`` (as the paper); off for SIGReg, which
+    shapes the embedding distribution itself. FB always normalizes ``B``."""
+    cnn: str = "small_cnn"
+    """Conv trunk for pixels (``jepa_agents.nn.make_encoder`` kinds)."""
+    cnn_dim: int = 256
+    """Output size of the conv trunk."""
+    predictor_hidden: list[int] = field(default_factory=lambda: [128, 128])
+    """Hidden sizes of each predictor ``T_φ``, ``T_ψ`` / forward map ``F`` member."""
+    num_predictors: int = 2
+    """Ensemble members per predictor (targets and Q average over them)."""
+    actor_hidden: list[int] = field(default_factory=lambda: [128, 128])
+    """Hidden sizes of the policy ``π(φ(s), z)``."""
+    actor_std: float = 0.2
+    """Std of the policy's Gaussian noise in TD targets and the actor loss."""
+    actor_clip: float = 0.3
+    """Clip of that noise."""
+    regularizer: str = "orthonormality"
+    """Anti-collapse term on the encoders (TD-JEPA: on φ and ψ; FB: on ``B``, orthonormality only):
+    ``orthonormality`` (the paper's), ``sigreg`` (SIGReg) or ``none``."""
+    reg_coef: float = 1.0
+    """Weight of the regularizer (per encoder)."""
+    sigreg_slices: int = 64
+    """Random directions of SIGReg per call."""
+    lr: float = 3e-4
+    """Adam learning rate of encoders and predictors."""
+    lr_actor: float = 3e-4
+    """Adam learning rate of the policy."""
+    tau_encoder: float = 0.01
+    """Polyak step of the target encoders (ψ⁻, φ⁻; FB: ``B⁻``)."""
+    tau_predictor: float = 0.01
+    """Polyak step of the target predictors (FB: ``F⁻`` and ``e⁻``)."""
+    discount: float = 0.98
+    """Discount ``γ`` of the successor features / measures."""
+    batch_size: int = 256
+    """Transitions per update."""
+    train_goal_ratio: float = 0.5
+    """Fraction of training ``z`` taken from embedded dataset states instead of the uniform sphere."""
+
+    def __post_init__(self) -> None:
+        if self.name not in ("td_jepa", "fb"):
+            raise ValueError(f"agent.name={self.name!r}; choose td_jepa or fb")
+        if self.regularizer not in REGULARIZERS:
+            raise ValueError(f"agent.regularizer={self.regularizer!r}; choose one of {REGULARIZERS}")
+        if self.name == "fb" and self.regularizer == "sigreg":
+            raise ValueError(
+                "agent.regularizer=sigreg is for TD-JEPA; FB keeps B on the sphere (orthonormality)"
+            )
+        checks = {
+            "obs_key": self.obs_key in ("state", "pixels"),
+            "z_dim": self.z_dim >= 1,
+            "phi_dim": self.phi_dim >= 1,
+            "num_predictors": self.num_predictors >= 1,
+            "actor_std": self.actor_std >= 0,
+            "reg_coef": self.reg_coef >= 0,
+            "lr": self.lr > 0,
+            "lr_actor": self.lr_actor > 0,
+            "tau_encoder": 0 < self.tau_encoder <= 1,
+            "tau_predictor": 0 < self.tau_predictor <= 1,
+            "discount": 0 <= self.discount < 1,
+            "batch_size": self.batch_size >= 2,
+            "train_goal_ratio": 0 <= self.train_goal_ratio <= 1,
+            "sigreg_slices": self.sigreg_slices >= 1,
+        }
+        _check("agent", checks, self)
+
+
+@dataclass
+class ZeroShotTrainConfig:
+    """Offline training schedule; steps count gradient updates (the x-axis of the curves)."""
+
+    num_updates: int = 10_000
+    """Gradient updates in total."""
+    log_every: int = 500
+    """Log training metrics every so many updates."""
+    eval_every: int = 0
+    """Run the zero-shot evaluation every so many updates; 0: only at the end (``eval.final``)."""
+    checkpoint_every: int = 5_000
+    """Write a checkpoint every so many updates (and at the end)."""
+    keep_checkpoints: int = 2
+    """How many most recent checkpoints to keep."""
+    min_free_disk_mb: int = 200
+    """Refuse to start when the run directory's disk has less free space than this."""
+    dataset_device: str = "auto"
+    """Where the dataset lives while training: ``auto`` (the training device) or ``cpu``."""
+
+    def __post_init__(self) -> None:
+        checks = {
+            "num_updates": self.num_updates >= 1,
+            "log_every": self.log_every >= 1,
+            "eval_every": self.eval_every >= 0,
+            "checkpoint_every": self.checkpoint_every >= 1,
+        }
+        _check("train", checks, self)
+
+
+@dataclass
+class ZeroShotEvalConfig:
+    """Zero-shot evaluation: per task, infer ``z`` from relabeled dataset transitions, roll out ``π_z``."""
+
+    tasks: list[str] = field(default_factory=list)
+    """Tasks to evaluate; empty: every task of the domain (``zero_shot.evaluate.domain_tasks``)."""
+    episodes: int = 10
+    """Episodes per task (run in parallel copies)."""
+    inference_samples: int = 10_000
+    """Dataset transitions relabeled to infer ``z`` per task."""
+    max_episode_steps: int = 0
+    """Cut episodes after so many agent steps; 0: the environment's own time limit."""
+    final: bool = True
+    """Evaluate at the end of training."""
+
+    def __post_init__(self) -> None:
+        checks = {
+            "episodes": self.episodes >= 1,
+            "inference_samples": self.inference_samples >= 2,
+            "max_episode_steps": self.max_episode_steps >= 0,
+        }
+        _check("eval", checks, self)
+
+
+@dataclass
+class ZeroShotConfig:
+    """Root of ``jepa-agents train-zero-shot`` / ``eval-zero-shot``."""
+
+    env: ZeroShotEnvConfig = field(default_factory=ZeroShotEnvConfig)
+    """The domain (must be the dataset's environment); evaluation episodes run in it."""
+    dataset: str = ""
+    """Dataset directory written by ``jepa-agents collect``."""
+    agent: ZeroShotAgentConfig = field(default_factory=ZeroShotAgentConfig)
+    """The learner (group ``zs_agent``)."""
+    train: ZeroShotTrainConfig = field(default_factory=ZeroShotTrainConfig)
+    """The schedule (group ``zs_train``)."""
+    eval: ZeroShotEvalConfig = field(default_factory=ZeroShotEvalConfig)
+    """Zero-shot evaluation."""
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    """Logging (``every`` is unused here: ``train.log_every`` counts updates)."""
+    seed: int = 0
+    """Seed of every random number generator."""
+    device: str = "auto"
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    num_threads: int = 0
+    """``torch.set_num_threads`` value; 0 keeps torch's default."""
+    deterministic: bool = False
+    """Use deterministic torch algorithms."""
+    run_dir: str = ""
+    """Run directory; empty: ``runs/<env>/<agent>/<date>_seed<seed>``."""
+    resume: str = ""
+    """Resume a run: ``true`` (the directory given by ``run_dir``) or the path of a run directory."""
+
+
+def collect_schema(raw) -> Any:
+    """Typed schema of the ``collect`` root (for ``jepa_agents.config.load.ROOT_SCHEMAS``)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.structured(CollectConfig)
+
+
+def zero_shot_schema(raw) -> Any:
+    """Typed schema of the ``zero_shot`` root (for ``jepa_agents.config.load.ROOT_SCHEMAS``)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.structured(ZeroShotConfig)
+
+
+def check_ranges(cfg) -> None:
+    """Run the dataclasses' range checks on a composed config (OmegaConf merges skip ``__post_init__``)."""
+    from omegaconf import OmegaConf
+
+    try:
+        OmegaConf.to_object(cfg)
+    except ValueError as err:
+        from jepa_agents.config.load import ConfigError
+
+        raise ConfigError(str(err).splitlines()[0]) from None

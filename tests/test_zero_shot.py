@@ -1,0 +1,316 @@
+"""Zero-shot RL: offline dataset format, TD-JEPA / FB losses and inference, collect -> train -> eval."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+import envs
+from jepa_agents.config.load import ConfigError, compose
+from jepa_agents.data.offline import DatasetError, DatasetMeta, DatasetWriter, load_dataset, spec_of
+from jepa_agents.zero_shot.agents import build_model, make_zero_shot_agent
+from jepa_agents.zero_shot.cli import collect_main, eval_main, train_main
+from jepa_agents.zero_shot.collect import _episode_row, _EpisodeSplitter
+from jepa_agents.zero_shot.config import check_ranges
+from jepa_agents.zero_shot.evaluate import check_model_fits, check_tasks, domain_tasks
+from jepa_agents.zero_shot.losses import fb_loss, orthonormality_loss, td_jepa_td_loss
+from jepa_agents.zero_shot.td_jepa import DegenerateTaskError
+
+MAZE = "torch/point_mass_maze"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small networks: one intra-op thread is fastest (and fair to a shared CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _cfg(*overrides: str):
+    return compose(["dataset=unused", *overrides], config_name="zero_shot")
+
+
+def _episode(length: int, start: float = 0.0) -> TensorDict:
+    """A synthetic maze-shaped episode (state 4, action 2, physics 6) with recognizable values."""
+    t = torch.arange(length, dtype=torch.float32)[:, None] + start
+    done = torch.zeros(length, 1, dtype=torch.bool)
+    done[-1] = True
+    return TensorDict(
+        {
+            "observation": {"state": t.expand(length, 4).clone()},
+            "physics": t.expand(length, 6).clone(),
+            "action": torch.zeros(length, 2),
+            "next": {
+                "observation": {"state": (t + 1).expand(length, 4).clone()},
+                "physics": (t + 1).expand(length, 6).clone(),
+                "terminated": torch.zeros(length, 1, dtype=torch.bool),
+                "truncated": done,
+            },
+        },
+        batch_size=[length],
+    )
+
+
+def _meta() -> DatasetMeta:
+    return DatasetMeta(env=MAZE, obs_spec=spec_of(_episode(1)), action_dim=2, physics_dim=6)
+
+
+def _write(root, lengths=(3, 5, 2)) -> None:
+    writer = DatasetWriter(root, _meta())
+    start = 0.0
+    for n in lengths:
+        writer.add_episode(_episode(n, start))
+        start += 100
+
+
+# ------------------------------------------------------------------------------------------------ losses
+def test_td_loss_hand_computed():
+    pred = torch.tensor([[[1.0, 2.0]], [[0.0, 0.0]]], requires_grad=True)  # [K=2, B=1, D=2]
+    next_target = torch.tensor([[0.5, 1.0]])
+    next_pred = torch.tensor([[[2.0, 0.0]], [[0.0, 2.0]]])  # mean over K: [1, 1]
+    loss, metrics = td_jepa_td_loss(pred, next_target, next_pred, torch.tensor([[0.5]]))
+    # y = [0.5 + 0.5, 1 + 0.5] = [1, 1.5]; member 0: 0 + 0.25, member 1: 1 + 2.25 -> mean 1.75
+    assert loss.item() == pytest.approx(1.75)
+    loss.backward()
+    assert torch.allclose(pred.grad, torch.tensor([[[0.0, 0.5]], [[-1.0, -1.5]]]))
+    # a terminal transition (discount 0) bootstraps nothing
+    loss0, _ = td_jepa_td_loss(pred, next_target, next_pred, torch.zeros(1, 1))
+    assert loss0.item() == pytest.approx(((0.5**2 + 1.0) + (0.25 + 1.0)) / 2)
+
+
+def test_orthonormality_and_fb_loss_small_cases():
+    assert orthonormality_loss(torch.eye(2))[0].item() == pytest.approx(-1.0)
+    assert orthonormality_loss(torch.ones(2, 2))[0].item() == pytest.approx(0.0)  # -2 + 0.5 * 8 / 2
+    F = torch.eye(2)[None]  # [1, 2, 2]
+    loss, _ = fb_loss(F, torch.eye(2), torch.zeros(1, 2, 2), torch.eye(2), torch.full((2, 1), 0.9))
+    assert loss.item() == pytest.approx(-1.0)  # M = I: no off-diagonal error, diagonal mean 1
+
+
+# --------------------------------------------------------------------------------------------- inference
+def test_lstsq_inference_recovers_planted_z():
+    torch.manual_seed(0)
+    cfg = _cfg("zs_agent=td_jepa_sigreg")
+    model = build_model(cfg.agent, [4], 2)
+    obs = torch.randn(2000, 4)
+    w = torch.randn(cfg.agent.z_dim)
+    rewards = model.psi(obs).detach() @ w  # r = ψ(s')ᵀ w exactly
+    z = model.infer_z_from_rewards(obs, rewards)
+    expected = math.sqrt(cfg.agent.z_dim) * w / w.norm()
+    assert torch.allclose(z, expected, atol=1e-3)
+    assert z.norm().item() == pytest.approx(math.sqrt(cfg.agent.z_dim), rel=1e-5)
+    goal = model.infer_z_from_goal(obs[:3])
+    assert goal.shape == (3, cfg.agent.z_dim)
+
+
+@pytest.mark.parametrize("preset", ["td_jepa_ortho", "fb"])
+def test_degenerate_rewards_are_reported(preset):
+    model = build_model(_cfg(f"zs_agent={preset}").agent, [4], 2)
+    obs = torch.randn(100, 4)
+    nan = torch.zeros(100)
+    nan[3] = float("nan")
+    with pytest.raises(DegenerateTaskError, match="NaN"):
+        model.infer_z_from_rewards(obs, nan, task="broken")
+    with pytest.raises(DegenerateTaskError, match="all 100 rewards equal 0.5"):
+        model.infer_z_from_rewards(obs, torch.full((100,), 0.5), task="flat")
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+def test_dataset_roundtrip_order_and_append(tmp_path):
+    root = tmp_path / "ds"
+    _write(root)
+    data = load_dataset(root).data
+    assert len(data) == 10
+    assert data["episode"].tolist() == [0] * 3 + [1] * 5 + [2] * 2
+    assert data["observation", "state"][:, 0].tolist() == [0, 1, 2, 100, 101, 102, 103, 104, 200, 201]
+    assert torch.equal(load_dataset(root, checksum=False).data["physics"], data["physics"])
+    writer = DatasetWriter(root, _meta(), append=True)
+    assert writer.add_episode(_episode(4, 300)).name == "ep_000003"
+    assert load_dataset(root).meta.transitions == 14
+    with pytest.raises(DatasetError, match="already holds a dataset"):
+        DatasetWriter(root, _meta())
+
+
+def test_dataset_damage_is_detected(tmp_path):
+    root = tmp_path / "ds"
+    _write(root)
+    state = root / "episodes" / "ep_000001" / "observation" / "state.memmap"
+    raw = state.read_bytes()
+    state.write_bytes(raw[:-4])
+    with pytest.raises(DatasetError, match=r"ep_000001/observation/state\.memmap is truncated"):
+        load_dataset(root)
+    state.write_bytes(raw[:8] + bytes([raw[8] ^ 0xFF]) + raw[9:])
+    with pytest.raises(DatasetError, match=r"state\.memmap is corrupt"):
+        load_dataset(root)
+    state.write_bytes(raw)
+    (root / "episodes" / "ep_000001").rename(root / "episodes" / "ep_000007")
+    with pytest.raises(DatasetError, match="ep_000001 is missing"):
+        load_dataset(root)
+    (root / "meta.json").write_text('{"env": "torch/poi')
+    with pytest.raises(DatasetError, match="meta.json is truncated or corrupt"):
+        load_dataset(root)
+
+
+def test_empty_missing_and_mismatched_datasets(tmp_path):
+    with pytest.raises(DatasetError, match="is not a dataset"):
+        load_dataset(tmp_path / "nowhere")
+    DatasetWriter(tmp_path / "empty", _meta())
+    with pytest.raises(DatasetError, match="no complete episode"):
+        load_dataset(tmp_path / "empty")
+    _write(tmp_path / "ds")
+    ds = load_dataset(tmp_path / "ds")
+    with pytest.raises(DatasetError, match=r"state of shape \[4\], the model expects \[5\]"):
+        check_model_fits(ds, "state", [5], 2)
+    with pytest.raises(DatasetError, match="has no observation 'pixels'"):
+        check_model_fits(ds, "pixels", [3, 64, 64], 2)
+    with pytest.raises(DatasetError, match="observation spec"):
+        DatasetWriter(tmp_path / "ds", _meta(), append=True).add_episode(
+            _episode(2).exclude(("observation", "state"))
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "task", "options"),
+    [  # goals in the start rooms, so that random actions collect rewards that are not all zero
+        (MAZE, "reach_bottom_left", {"task": "reach_bottom_left"}),
+        ("dmc/point_mass_maze_reach_top_left", "point_mass_maze_reach_top_left", {"num_workers": 0}),
+    ],
+)
+def test_relabel_through_dataset_matches_online_reward(tmp_path, name, task, options):
+    env = envs.make(name, num_envs=2, seed=1, device="cpu", from_pixels=False, action_repeat=1, **options)
+    splitter, online = _EpisodeSplitter(2), []
+    td = env.reset()
+    for _ in range(30):
+        td["action"] = env.action_spec.rand()
+        step, td = env.step_and_maybe_reset(td)
+        online.append(step["next", "reward"].reshape(-1))
+        assert splitter.add(_episode_row(step, ["state"]), step["next", "done"].reshape(-1)) == []
+    episodes = splitter.flush()
+    meta = DatasetMeta(
+        env=name, obs_spec=spec_of(episodes[0]), action_dim=2, physics_dim=td["physics"].shape[-1]
+    )
+    writer = DatasetWriter(tmp_path / "ds", meta)
+    for ep in episodes:
+        writer.add_episode(ep)
+    data = load_dataset(tmp_path / "ds").data
+    relabeled = envs.relabel(name, data["next", "physics"], task)
+    expected = torch.stack(online, 1).reshape(-1)  # copy-major, as the episodes are written
+    assert expected.abs().sum() > 0
+    assert torch.allclose(relabeled, expected, atol=1e-5)
+    assert data["next", "truncated"].reshape(2, 30)[:, -1].all()
+
+
+# ------------------------------------------------------------------------------------------ config, tasks
+def test_bad_task_and_config_errors():
+    assert "reach_far" in domain_tasks(MAZE) and "reward_free" not in domain_tasks(MAZE)
+    with pytest.raises(ValueError, match="its tasks: reach_top_left, reach_top_right"):
+        check_tasks(MAZE, ["fly_to_the_moon"])
+    with pytest.raises(ConfigError, match="agent.regularizer='foo'"):
+        check_ranges(_cfg("agent.regularizer=foo"))
+    with pytest.raises(ConfigError, match="Unknown config key"):
+        _cfg("agent.widht=3")
+
+
+def test_agents_update_and_state_roundtrip(tmp_path):
+    _write(tmp_path / "ds", lengths=(20, 20))
+    batch = load_dataset(tmp_path / "ds").sample(16)
+    for preset in ("td_jepa_sigreg", "td_jepa_ortho", "fb"):
+        cfg = _cfg(f"zs_agent={preset}", "agent.encoder_hidden=[16]", "agent.predictor_hidden=[16]")
+        agent = make_zero_shot_agent(cfg.agent, [4], 2, torch.device("cpu"))
+        metrics = agent.update(batch)
+        assert metrics["train/loss"] == metrics["train/loss"]
+        twin = make_zero_shot_agent(cfg.agent, [4], 2, torch.device("cpu"))
+        twin.load_state_dict(copy.deepcopy(agent.state_dict()))  # as through torch.save/load
+        torch.manual_seed(3)
+        a = agent.update(batch)
+        torch.manual_seed(3)
+        assert twin.update(batch) == a
+
+
+# ------------------------------------------------------------------------------------------- end to end
+def test_collect_train_eval_end_to_end(tmp_path, capsys):
+    ds, run = tmp_path / "ds", tmp_path / "run"
+    common = ["device=cpu", "num_threads=1"]
+    assert (
+        collect_main(
+            [
+                f"dataset={ds}",
+                "zs_explorer=rnd",
+                "explorer.warmup_transitions=1000",
+                "explorer.batch_size=32",
+                "explorer.hidden=[32]",
+                "num_transitions=1200",
+                "num_envs=2",
+                "progress_bar=false",
+                *common,
+            ]
+        )
+        == 0
+    )
+    meta = load_dataset(ds).meta
+    assert meta.transitions == 1200 and meta.episodes == 2  # two partial episodes (of 1000 steps), flushed
+    train = [
+        f"dataset={ds}",
+        f"run_dir={run}",
+        "train.num_updates=20",
+        "train.log_every=10",
+        "agent.batch_size=32",
+        "eval.episodes=2",
+        "eval.max_episode_steps=20",
+        "eval.inference_samples=500",
+        "eval.tasks=[reach_bottom_left]",
+        "logging.progress_bar=false",
+        *common,
+    ]
+    assert train_main(train) == 0
+    assert eval_main([str(run), "eval.tasks=[reach_bottom_left,reach_top_left]", *common]) == 0
+    out = capsys.readouterr().out
+    assert "reach_bottom_left" in out and "mean" in out
+    rows = list(csv.DictReader((run / "zero_shot.csv").open()))
+    assert [r["task"] for r in rows] == [
+        "reach_bottom_left",
+        "mean",
+        "reach_bottom_left",
+        "reach_top_left",
+        "mean",
+    ]
+    assert all(r["step"] == "20" for r in rows)
+    scalars = (run / "scalars.csv").read_text()
+    assert "zero_shot/point_mass_maze/reach_bottom_left" in scalars and "train/td_phi/td_loss" in scalars
+    with pytest.raises(ConfigError, match="only eval"):
+        eval_main([str(run), "agent.lr=1.0"])
+
+
+def test_offline_training_resumes_exactly(tmp_path):
+    from jepa_agents.train.checkpoint import load_checkpoint
+
+    _write(tmp_path / "ds", lengths=(30, 30))
+    run = tmp_path / "run"
+    args = [
+        f"dataset={tmp_path / 'ds'}",
+        f"run_dir={run}",
+        "train.num_updates=6",
+        "train.checkpoint_every=3",
+        "train.keep_checkpoints=5",
+        "agent.batch_size=16",
+        "agent.encoder_hidden=[16]",
+        "agent.predictor_hidden=[16]",
+        "agent.actor_hidden=[16]",
+        "eval.final=false",
+        "device=cpu",
+        "num_threads=1",
+        "deterministic=true",
+        "logging.progress_bar=false",
+    ]
+    assert train_main(args) == 0
+    full = load_checkpoint(run / "checkpoints" / "ckpt_000000000006.pt")["agent"]["model"]
+    (run / "checkpoints" / "ckpt_000000000006.pt").unlink()  # as if killed after update 3's checkpoint
+    assert train_main([f"resume={run}", "device=cpu", "num_threads=1", "logging.progress_bar=false"]) == 0
+    resumed = load_checkpoint(run / "checkpoints" / "ckpt_000000000006.pt")["agent"]["model"]
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
