@@ -7,6 +7,7 @@ agent.lr=3e-4 seed=1``) and ``-m`` for sweeps (``-m seed=0,1,2``: one run per va
 from __future__ import annotations
 
 import argparse
+import importlib
 import runpy
 import sys
 from pathlib import Path
@@ -58,12 +59,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_plot(args: argparse.Namespace) -> int:
-    from jepa_agents.analysis.plot_cli import main as plot_main
-
-    return plot_main(args.args)
-
-
 def _scripts_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "scripts"
 
@@ -87,11 +82,27 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_not_yet(args: argparse.Namespace) -> int:
-    print(
-        f"`jepa-agents {args.command}` is not available in this version yet: {args.reason}", file=sys.stderr
-    )
-    return 2
+# command -> (help, "module:function" taking the remaining arguments and returning an exit code)
+DELEGATED = {
+    "collect": (
+        "collect a reward-free dataset (random or RND exploration)",
+        "jepa_agents.zero_shot.cli:collect_main",
+    ),
+    "train-zero-shot": (
+        "train TD-JEPA or FB offline on a reward-free dataset",
+        "jepa_agents.zero_shot.cli:train_main",
+    ),
+    "eval-zero-shot": (
+        "infer task vectors from rewards and evaluate a zero-shot run",
+        "jepa_agents.zero_shot.cli:eval_main",
+    ),
+    "plot": ("learning curves, aggregate statistics and result tables", "jepa_agents.analysis.plot_cli:main"),
+}
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    module, function = DELEGATED[command][1].split(":")
+    return getattr(importlib.import_module(module), function)(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,32 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. env=dmc/walker_walk seed=1")
     train.set_defaults(func=_cmd_train)
 
-    collect = sub.add_parser(
-        "collect",
-        help="collect a reward-free dataset with an exploration agent",
-        description="Collect reward-free transitions (random or RND exploration) into an on-disk dataset.",
-    )
-    collect.add_argument("overrides", nargs="*")
-    collect.set_defaults(func=_cmd_not_yet, reason="reward-free collection ships with the zero-shot RL work.")
-
-    zero_shot = sub.add_parser(
-        "eval-zero-shot",
-        help="infer task vectors from rewards and evaluate a zero-shot agent",
-        description="Evaluate a TD-JEPA/FB run on every task of its domain without further training.",
-    )
-    zero_shot.add_argument("overrides", nargs="*")
-    zero_shot.set_defaults(func=_cmd_not_yet, reason="zero-shot evaluation ships with the zero-shot RL work.")
-
-    plot = sub.add_parser(
-        "plot",
-        help="learning curves, aggregate statistics and result tables from run directories",
-        description="Plot runs: jepa-agents plot RUN_OR_GLOB... [--metric eval/return] "
-        "[--group-by agent.name] "
-        "[--out curves.png] [--table]. Run `jepa-agents plot -h` for every option.",
-        add_help=False,
-    )
-    plot.add_argument("args", nargs=argparse.REMAINDER)
-    plot.set_defaults(func=_cmd_plot)
+    # Commands that own their argument parsing (and --help): the rest of the line goes to them.
+    for name, (helptext, _) in DELEGATED.items():
+        delegated = sub.add_parser(name, help=helptext, add_help=False)
+        delegated.add_argument("args", nargs=argparse.REMAINDER)
 
     bench = sub.add_parser(
         "bench",
@@ -161,19 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from jepa_agents.config.load import ConfigError
+    from jepa_agents.data.offline import DatasetError
     from jepa_agents.train.checkpoint import CheckpointError
     from jepa_agents.train.loop import TrainingError
     from jepa_agents.train.run_dir import RunDirError
 
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["plot"]:  # the plot command owns its own options, including -h
-        from jepa_agents.analysis.plot_cli import main as plot_main
-
-        return plot_main(argv[1:])
-    args = build_parser().parse_args(argv)
     try:
+        if argv[:1] and argv[0] in DELEGATED:
+            return _delegate(argv[0], argv[1:])
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except (ConfigError, RunDirError, CheckpointError, TrainingError) as err:
+    except (ConfigError, RunDirError, CheckpointError, TrainingError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -7,7 +7,7 @@ import pytest
 
 from jepa_agents.cli import main
 
-COMMANDS = ["train", "collect", "eval-zero-shot", "bench", "envs"]
+COMMANDS = ["train", "collect", "train-zero-shot", "eval-zero-shot", "bench", "envs"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

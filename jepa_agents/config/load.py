@@ -71,10 +71,21 @@ def _train_schema(raw: DictConfig) -> DictConfig:
 
 
 # Root config name (configs/<name>.yaml) -> builder of its typed schema from the raw composed config.
+def _zero_shot_schema(root: str) -> Callable[[DictConfig], DictConfig]:
+    """Schemas of the ``collect`` and ``zero_shot`` roots live in ``jepa_agents.zero_shot.config``."""
+
+    def build(raw: DictConfig) -> DictConfig:
+        from jepa_agents.zero_shot import config
+
+        return getattr(config, f"{root}_schema")(raw)
+
+    return build
+
+
 ROOT_SCHEMAS: dict[str, Callable[[DictConfig], DictConfig]] = {
     "train": _train_schema,
-    "collect": lambda raw: __import__("jepa_agents.zero_shot.config", fromlist=["_"]).collect_schema(raw),
-    "zero_shot": lambda raw: __import__("jepa_agents.zero_shot.config", fromlist=["_"]).zero_shot_schema(raw),
+    "collect": _zero_shot_schema("collect"),
+    "zero_shot": _zero_shot_schema("zero_shot"),
 }
 
 

@@ -7,14 +7,11 @@ overrides validated by :func:`jepa_agents.config.load.compose` (roots ``collect`
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from jepa_agents.config.load import ConfigError, compose, group_choices, validate
-from jepa_agents.data.offline import DatasetError
-from jepa_agents.train.checkpoint import CheckpointError
 
 EVAL_KEYS = ("eval.", "device", "num_threads")
 
@@ -135,21 +132,3 @@ def eval_main(argv: list[str]) -> int:
 
     evaluate_run(saved, args.run_dir, args.checkpoint)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m jepa_agents.zero_shot.cli {collect,train,eval} ...`` (until the main CLI wires them)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"collect": collect_main, "train": train_main, "eval": eval_main}
-    if not argv or argv[0] not in commands:
-        print(f"usage: python -m jepa_agents.zero_shot.cli {{{','.join(commands)}}} ...", file=sys.stderr)
-        return 2
-    try:
-        return commands[argv[0]](argv[1:])
-    except (ConfigError, DatasetError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
