@@ -137,8 +137,12 @@ def plot_curves(
     metric: str = "eval/return",
     agg: str = "iqm",
     x: str = "step",
+    x_label: str | None = None,
 ) -> list[Path]:
-    """Draw one panel per environment, one colour per group (the same in every panel); write ``out``."""
+    """Draw one panel per environment, one colour per group (the same in every panel); write ``out``.
+
+    ``x_label`` names the x unit when ``step`` is not env frames (offline runs count gradient updates).
+    """
     envs = sorted({c.env for c in curves})
     colors = group_colors(c.group for c in curves)
     ncols = min(3, len(envs))
@@ -153,7 +157,7 @@ def plot_curves(
             if curve.low is not None:
                 ax.fill_between(curve.x, curve.low, curve.high, color=color, alpha=0.2, lw=0)
         ax.set_title(env)
-        label_x(ax, x)
+        label_x(ax, x, x_label)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="best", framealpha=0.8)

@@ -44,9 +44,9 @@ def si(value: float, _pos: object = None) -> str:
     return f"{value:g}"
 
 
-def label_x(ax: Axes, x: str) -> None:
-    """Label the x axis with its unit; env frames get compact ticks (``250k``, ``1.5M``)."""
-    ax.set_xlabel(X_LABELS[x])
+def label_x(ax: Axes, x: str, text: str | None = None) -> None:
+    """Label the x axis with its unit (or ``text``); steps get compact ticks (``250k``, ``1.5M``)."""
+    ax.set_xlabel(text or X_LABELS[x])
     if x == "step":
         ax.xaxis.set_major_formatter(FuncFormatter(si))
 

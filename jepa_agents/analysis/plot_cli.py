@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="x axis: env frames (step) or hours since the run started (default: %(default)s)",
     )
     p.add_argument(
+        "--x-label",
+        default=None,
+        help="x-axis label when the step is not env frames (offline zero-shot runs count gradient updates)",
+    )
+    p.add_argument(
         "--group-by",
         default="agent.name",
         help="dotted config key(s), comma-separated, whose values form the groups (default: %(default)s)",
@@ -91,7 +96,7 @@ def _run(args: argparse.Namespace) -> None:
     curves = compute_curves(runs, args.metric, group_by, args.agg, args.x, args.reps, args.seed)
     if not curves:
         raise AnalysisError(f"no curve of {args.metric!r} could be drawn (see the warnings above)")
-    for path in plot_curves(curves, outs, args.metric, args.agg, args.x):
+    for path in plot_curves(curves, outs, args.metric, args.agg, args.x, args.x_label):
         print(f"wrote {path}")
     if not (args.table or args.table_out or args.profile):
         return
