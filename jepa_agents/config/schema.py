@@ -85,8 +85,26 @@ class LoggingConfig:
 
 
 @dataclass
-class Config:
-    """Root of a training or collection run."""
+class RunConfig:
+    """Settings of every run root (online training, offline zero-shot training)."""
+
+    seed: int = 0
+    """Seed of every random number generator (torch, numpy, python, environments)."""
+    device: str = "auto"
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    num_threads: int = 0
+    """``torch.set_num_threads`` value; 0 keeps torch's default."""
+    deterministic: bool = False
+    """Use deterministic torch algorithms (bit-identical resume on the CPU)."""
+    run_dir: str = ""
+    """Run directory; empty: ``runs/<env>/<agent>/<date>_seed<seed>``."""
+    resume: str = ""
+    """Resume a run: ``true`` (the directory given by ``run_dir``) or the path of a run directory."""
+
+
+@dataclass
+class Config(RunConfig):
+    """Root of ``jepa-agents train``."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
     """The environment (group ``env``)."""
@@ -100,15 +118,3 @@ class Config:
     """Evaluation (group ``eval``)."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     """Logging (group ``logging``)."""
-    seed: int = 0
-    """Seed of every random number generator (torch, numpy, python, environments)."""
-    device: str = "auto"
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
-    num_threads: int = 0
-    """``torch.set_num_threads`` value; 0 keeps torch's default."""
-    deterministic: bool = False
-    """Use deterministic torch algorithms (bit-identical resume on the CPU)."""
-    run_dir: str = ""
-    """Run directory; empty: ``runs/<env>/<agent>/<date>_seed<seed>``."""
-    resume: str = ""
-    """Resume a run: ``true`` (the directory given by ``run_dir``) or the path of a run directory."""

@@ -174,6 +174,25 @@ class Trainer:
         self.running_return[done] = 0.0
         return {"train/episode_return": float(finished.mean()), "train/episodes": self.counters.episodes}
 
+    def _evaluate_and_checkpoint(self, before: int, bar: tqdm) -> None:
+        """After an iteration that moved the env-step counter from ``before``: evaluate and checkpoint
+        when their schedules were crossed (the last step is left to :meth:`_finish`)."""
+        c, cfg = self.counters, self.cfg
+        total = cfg.train.total_env_steps
+        if _crossed(before, c.env_steps, cfg.eval.every) and c.env_steps < total:
+            self.logger.log(self._evaluate(), c.env_steps)
+            bar.set_postfix(eval=f"{self.last_eval:.1f}")
+        if _crossed(before, c.env_steps, cfg.train.checkpoint_every) and c.env_steps < total:
+            self.logger.flush()
+            self.save()
+        bar.update(c.env_steps - before)
+
+    def _finish(self) -> None:
+        """Final evaluation and checkpoint."""
+        self.logger.log(self._evaluate(final=True), self.counters.env_steps)
+        self.logger.flush()
+        self.save()
+
     def _plot(self) -> None:
         from jepa_agents.analysis.curves import plot_run_curve
 
@@ -233,16 +252,8 @@ class OffPolicyTrainer(Trainer):
                     self.logger.log({**train_metrics, **perf}, c.env_steps)
                     t_last, steps_last, updates_last = now, c.env_steps, updates
                     bar.set_postfix(upd_s=f"{perf['perf/updates_per_s']:.1f}", eval=f"{self.last_eval:.1f}")
-                if _crossed(before, c.env_steps, cfg.eval.every) and c.env_steps < total:
-                    self.logger.log(self._evaluate(), c.env_steps)
-                    bar.set_postfix(eval=f"{self.last_eval:.1f}")
-                if _crossed(before, c.env_steps, cfg.train.checkpoint_every) and c.env_steps < total:
-                    self.logger.flush()
-                    self.save()
-                bar.update(c.env_steps - before)
-            self.logger.log(self._evaluate(final=True), c.env_steps)
-            self.logger.flush()
-            self.save()
+                self._evaluate_and_checkpoint(before, bar)
+            self._finish()
         finally:
             bar.close()
             self.logger.close()

@@ -151,16 +151,8 @@ class OnPolicyTrainer(Trainer):
                     self.logger.log({**train_metrics, **perf}, c.env_steps)
                     t_last, steps_last = t2, c.env_steps
                     bar.set_postfix(sps=f"{perf['perf/env_steps_per_s']:.0f}", eval=f"{self.last_eval:.1f}")
-                if _crossed(before, c.env_steps, cfg.eval.every) and c.env_steps < total:
-                    self.logger.log(self._evaluate(), c.env_steps)
-                    bar.set_postfix(eval=f"{self.last_eval:.1f}")
-                if _crossed(before, c.env_steps, cfg.train.checkpoint_every) and c.env_steps < total:
-                    self.logger.flush()
-                    self.save()
-                bar.update(c.env_steps - before)
-            self.logger.log(self._evaluate(final=True), c.env_steps)
-            self.logger.flush()
-            self.save()
+                self._evaluate_and_checkpoint(before, bar)
+            self._finish()
         finally:
             bar.close()
             self.logger.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jepa_agents.config.schema import LoggingConfig
+from jepa_agents.config.schema import LoggingConfig, RunConfig
 
 REGULARIZERS = ("orthonormality", "sigreg", "none")
 
@@ -255,7 +255,7 @@ class ZeroShotEvalConfig:
 
 
 @dataclass
-class ZeroShotConfig:
+class ZeroShotConfig(RunConfig):
     """Root of ``jepa-agents train-zero-shot`` / ``eval-zero-shot``."""
 
     env: ZeroShotEnvConfig = field(default_factory=ZeroShotEnvConfig)
@@ -270,18 +270,6 @@ class ZeroShotConfig:
     """Zero-shot evaluation."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     """Logging (``every`` is unused here: ``train.log_every`` counts updates)."""
-    seed: int = 0
-    """Seed of every random number generator."""
-    device: str = "auto"
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
-    num_threads: int = 0
-    """``torch.set_num_threads`` value; 0 keeps torch's default."""
-    deterministic: bool = False
-    """Use deterministic torch algorithms."""
-    run_dir: str = ""
-    """Run directory; empty: ``runs/<env>/<agent>/<date>_seed<seed>``."""
-    resume: str = ""
-    """Resume a run: ``true`` (the directory given by ``run_dir``) or the path of a run directory."""
 
 
 def collect_schema(raw) -> Any:
