@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -100,6 +101,21 @@ DELEGATED = {
 }
 
 
+# Commands that import the simulators (torchrl imports MuJoCo, which reads MUJOCO_GL at import time).
+NEEDS_SIMULATORS = ("train", "collect", "train-zero-shot", "eval-zero-shot", "bench", "envs")
+
+
+def _check_gl() -> None:
+    """Default ``MUJOCO_GL`` to ``egl`` (headless) and turn a broken backend into one clear error."""
+    from envs.dmc_tasks import gl_error
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        import mujoco.rendering.classic.gl_context  # noqa: F401  (what torchrl triggers)
+    except (RuntimeError, ImportError, AttributeError, OSError) as err:
+        raise gl_error(err) from None
+
+
 def _delegate(command: str, argv: list[str]) -> int:
     module, function = DELEGATED[command][1].split(":")
     return getattr(importlib.import_module(module), function)(argv)
@@ -149,19 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from envs.dmc_tasks import GLBackendError
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in NEEDS_SIMULATORS:  # before anything imports torchrl (and MuJoCo)
+        try:
+            _check_gl()
+        except GLBackendError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     from jepa_agents.config.load import ConfigError
     from jepa_agents.data.offline import DatasetError
     from jepa_agents.train.checkpoint import CheckpointError
     from jepa_agents.train.loop import TrainingError
     from jepa_agents.train.run_dir import RunDirError
 
-    argv = sys.argv[1:] if argv is None else argv
     try:
         if argv[:1] and argv[0] in DELEGATED:
             return _delegate(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (ConfigError, RunDirError, CheckpointError, TrainingError, DatasetError) as err:
+    except (ConfigError, RunDirError, CheckpointError, TrainingError, DatasetError, GLBackendError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

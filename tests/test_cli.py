@@ -1,5 +1,6 @@
 """The command line: help for every command, clear errors, config printing."""
 
+import os
 import subprocess
 import sys
 
@@ -51,3 +52,12 @@ def test_console_script_entry_point():
         [sys.executable, "-m", "jepa_agents.cli", "--version"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "jepa-agents" in out.stdout
+
+
+def test_broken_gl_backend_is_one_clear_error():
+    env = {**os.environ, "MUJOCO_GL": "broken"}
+    out = subprocess.run(
+        [sys.executable, "-m", "jepa_agents.cli", "train", "--cfg"], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "MUJOCO_GL='broken'" in out.stderr and "osmesa" in out.stderr
