@@ -14,12 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from jepa_agents.zero_shot.td_jepa import Actor, Encoder, Predictor, check_rewards, checked_z, project_z
+from jepa_agents.zero_shot.td_jepa import (
+    Actor,
+    Encoder,
+    Predictor,
+    ZeroShotModel,
+    check_rewards,
+    checked_z,
+)
 
 
-class FBModel(nn.Module):
+class FBModel(ZeroShotModel):
     """Networks and zero-shot inference of FB. ``obs`` is one observation tensor of shape ``obs_shape``."""
 
     def __init__(
@@ -53,17 +60,6 @@ class FBModel(nn.Module):
     def task_features(self, obs: Tensor) -> Tensor:
         """``B(s)`` ``[B, d]``."""
         return self.backward_map(obs)
-
-    @torch.no_grad()
-    def act(self, obs: Tensor, z: Tensor, mean: bool = True) -> Tensor:
-        """Actions ``[B, A]`` of ``π(e(s), z)`` (``z`` ``[B, d]`` or ``[d]``); the mean when ``mean``."""
-        x = self.embed(obs)
-        z = z.expand(x.shape[0], -1) if z.ndim == 1 else z
-        return self.actor(x, z) if mean else self.actor.sample(x, z)
-
-    def sample_z(self, n: int, device: torch.device | str = "cpu") -> Tensor:
-        """``n`` task vectors uniform on the sphere of radius ``√d`` ``[n, d]``."""
-        return project_z(torch.randn(n, self.z_dim, device=device))
 
     @torch.no_grad()
     def infer_z_from_rewards(self, next_obs: Tensor, rewards: Tensor, task: str = "the task") -> Tensor:

@@ -130,7 +130,35 @@ class Actor(nn.Module):
         return (mean + noise).clamp(-1.0, 1.0)
 
 
-class TDJEPAModel(nn.Module):
+class ZeroShotModel(nn.Module):
+    """What TD-JEPA and FB share: a policy ``π(embed(s), z)``, task vectors on the sphere of radius ``√d``.
+
+    Subclasses define ``z_dim``, ``actor``, ``embed(obs)`` (the policy's input) and ``task_features(obs)``
+    (what rewards are regressed on and goals embedded with).
+    """
+
+    z_dim: int
+    actor: nn.Module
+
+    def embed(self, obs: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def task_features(self, obs: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, z: Tensor, mean: bool = True) -> Tensor:
+        """Actions ``[B, A]`` of ``π(embed(s), z)`` (``z`` ``[B, d]`` or ``[d]``); the mean when ``mean``."""
+        x = self.embed(obs)
+        z = z.expand(x.shape[0], -1) if z.ndim == 1 else z
+        return self.actor(x, z) if mean else self.actor.sample(x, z)
+
+    def sample_z(self, n: int, device: torch.device | str = "cpu") -> Tensor:
+        """``n`` task vectors uniform on the sphere of radius ``√d`` ``[n, d]``."""
+        return project_z(torch.randn(n, self.z_dim, device=device))
+
+
+class TDJEPAModel(ZeroShotModel):
     """Networks and zero-shot inference of TD-JEPA (see the module docstring). ``obs`` is one observation
     tensor (``state`` ``[B, S]`` or ``pixels`` ``[B, C, H, W]``) of shape ``obs_shape`` (no batch dims)."""
 
@@ -163,23 +191,16 @@ class TDJEPAModel(nn.Module):
     def phi(self, obs: Tensor) -> Tensor:
         return self.phi_encoder(obs)  # [B, d_φ]
 
+    def embed(self, obs: Tensor) -> Tensor:
+        """The policy's input: ``φ(s)`` ``[B, d_φ]``."""
+        return self.phi(obs)
+
     def psi(self, obs: Tensor) -> Tensor:
         return self.psi_encoder(obs)  # [B, d]
 
     def task_features(self, obs: Tensor) -> Tensor:
         """The features rewards are regressed on and goals embedded with: ``ψ(s)`` ``[B, d]``."""
         return self.psi(obs)
-
-    @torch.no_grad()
-    def act(self, obs: Tensor, z: Tensor, mean: bool = True) -> Tensor:
-        """Actions ``[B, A]`` of ``π(φ(s), z)`` (``z`` ``[B, d]`` or ``[d]``); the mean when ``mean``."""
-        x = self.phi(obs)
-        z = z.expand(x.shape[0], -1) if z.ndim == 1 else z
-        return self.actor(x, z) if mean else self.actor.sample(x, z)
-
-    def sample_z(self, n: int, device: torch.device | str = "cpu") -> Tensor:
-        """``n`` task vectors uniform on the sphere of radius ``√d`` ``[n, d]``."""
-        return project_z(torch.randn(n, self.z_dim, device=device))
 
     @torch.no_grad()
     def infer_z_from_rewards(self, next_obs: Tensor, rewards: Tensor, task: str = "the task") -> Tensor:
