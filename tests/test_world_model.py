@@ -216,3 +216,23 @@ def test_diagnostics():
     m = collapse_metrics(white)
     assert m["wm/sigreg"] < 2.0 and m["wm/std_mean"] == pytest.approx(1.0, abs=0.05)
     assert collapse_metrics(line)["wm/sigreg"] > 20
+
+
+def test_standardized_loss_removes_the_scale_collapse_direction():
+    """With ``standardize`` the regularizer sees batch-standardized embeddings: shrinking z (the direction
+    in which the prediction error vanishes and SIGReg's gradients die) changes nothing; without it a
+    shrunken batch sits on SIGReg's flat collapsed plateau."""
+    torch.manual_seed(0)
+    obs = torch.randint(0, 256, (32, K + 1, 3, 64, 64), dtype=torch.uint8)
+    actions = torch.rand(32, K, A)
+    z = torch.randn(32, K + 1, D)
+    reg = {}
+    for standardize in (True, False):
+        model = JEPAWorldModel(small_cfg(standardize=standardize), (3, 64, 64), A, discrete=False)
+        for scale in (1.0, 1e-3):
+            model._regularizer.set_extra_state({"calls": 0})  # the same directions for both scales
+            torch.manual_seed(1)
+            _, metrics = jepa_loss(model, obs, actions, z=z * scale + 5.0, diagnostics=False)
+            reg[standardize, scale] = metrics["wm/reg"].item()
+    assert abs(reg[True, 1.0] - reg[True, 1e-3]) < 1e-2 * reg[True, 1.0]
+    assert reg[False, 1e-3] > 5 * reg[True, 1e-3]

@@ -10,6 +10,12 @@ from jepa_agents.world_models.base import LatentWorldModel
 from jepa_agents.world_models.diagnostics import collapse_metrics
 
 
+def _batch_moments(z: Tensor, eps: float = 1e-8) -> tuple[Tensor, Tensor]:
+    """Per-dim mean and std ``[D]`` over every leading dim of ``z [..., D]`` (gradients flow through both)."""
+    flat = z.reshape(-1, z.shape[-1])
+    return flat.mean(0), (flat.var(0, unbiased=False) + eps).sqrt()
+
+
 def jepa_loss(
     model: LatentWorldModel,
     obs: Tensor,
@@ -25,8 +31,10 @@ def jepa_loss(
         ẑ = model.predict_sequence(z, a)                       predictions of z_1..z_K     [B, K, D]
         L = (1/K) Σ_k mean_b ℓ(ẑ_k, z̄_k) + λ·R(z) + w_r·L_r + w_v·L_v + w_inv·L_inv
 
-    with ``z = encode(obs)`` (random-shifted images), targets ``z̄_k`` = ``z_k`` (``target=online``: with
-    gradients, the default), ``sg(z_k)`` (``stopgrad``) or the EMA encoder's output (``ema``);
+    with ``z = encode(obs)`` (random-shifted images; batch-standardized, as are the predictions, when
+    ``standardize``: ``(z - μ_B) / σ_B`` per dim, so scale collapse is not a solution), targets
+    ``z̄_k`` = ``z_k`` (``target=online``: with gradients, the default), ``sg(z_k)`` (``stopgrad``) or
+    the EMA encoder's output (``ema``);
     ``ℓ`` = mean squared error over dims (``mse``) or ``1 - cos`` (``cosine``); ``R`` the configured
     regularizer (SIGReg, VICReg or none) applied per time step over the batch of ``z`` ``[K+1, B, D]``,
     averaged with ``R(ẑ)`` when ``regularize_predictions``. Heads (built when their weight > 0):
@@ -62,12 +70,21 @@ def jepa_loss(
         raise ValueError(f"z must have shape {(b, steps + 1, model.latent_dim)}, got {tuple(z.shape)}")
     pred = model.predict_sequence(z, actions)  # [B, K, D]
 
+    zs = z  # the embeddings the prediction error and the regularizer see
+    if cfg.standardize:
+        mean, std = _batch_moments(z)  # [D], over the B x (K+1) embeddings
+        if cfg.target != "online":  # targets carry no gradient, not even through the statistics
+            mean, std = mean.detach(), std.detach()
+        zs, pred = (z - mean) / std, (pred - mean) / std
     if cfg.target == "ema":
         target = model.encode_target(obs[:, 1:], augment=True)  # [B, K, D]
+        if cfg.standardize:
+            target_mean, target_std = _batch_moments(target)
+            target = (target - target_mean) / target_std
     elif cfg.target == "stopgrad":
-        target = z[:, 1:].detach()
+        target = zs[:, 1:].detach()
     else:
-        target = z[:, 1:]
+        target = zs[:, 1:]
     if cfg.pred_loss == "cosine":
         err = 1.0 - F.cosine_similarity(pred, target, dim=-1)  # [B, K]
     else:
@@ -75,7 +92,7 @@ def jepa_loss(
     per_step = err.mean(0)  # [K]
     pred_loss = per_step.mean()
 
-    reg = model.regularize(z.transpose(0, 1))  # over the batch of each of the K+1 steps
+    reg = model.regularize(zs.transpose(0, 1))  # over the batch of each of the K+1 steps
     if cfg.regularize_predictions:
         reg = 0.5 * (reg + model.regularize(pred.transpose(0, 1)))
     loss = pred_loss + cfg.reg_weight * reg
