@@ -39,7 +39,20 @@ def _to_float_image(x: Tensor) -> Tensor:
     return x - 0.5
 
 
-class ConvEncoder(nn.Module):
+class _ImageEncoder(nn.Module):
+    """``_convs`` (image -> flat features), then the linear ``_head``; leading dims ``[*, C, H, W]`` kept."""
+
+    _convs: nn.Module
+    _head: nn.Linear
+    out_dim: int
+
+    def forward(self, obs: Tensor) -> Tensor:
+        lead = obs.shape[:-3]
+        x = _to_float_image(obs.reshape(-1, *obs.shape[-3:]))
+        return self._head(self._convs(x)).reshape(*lead, self.out_dim)
+
+
+class ConvEncoder(_ImageEncoder):
     """Plain conv stack (ReLU, no padding) + Linear: ``[*, C, H, W] -> [*, out_dim]``."""
 
     def __init__(self, obs_shape: Sequence[int], out_dim: int, spec: Sequence[tuple[int, int, int]]):
@@ -56,11 +69,6 @@ class ConvEncoder(nn.Module):
         self.obs_shape = tuple(obs_shape)
         self.out_dim = out_dim
 
-    def forward(self, obs: Tensor) -> Tensor:
-        lead = obs.shape[:-3]
-        x = _to_float_image(obs.reshape(-1, *obs.shape[-3:]))
-        return self._head(self._convs(x)).reshape(*lead, self.out_dim)
-
 
 class _ResidualBlock(nn.Module):
     def __init__(self, channels: int):
@@ -76,7 +84,7 @@ class _ResidualBlock(nn.Module):
         return x + self._net(x)
 
 
-class ImpalaEncoder(nn.Module):
+class ImpalaEncoder(_ImageEncoder):
     """IMPALA ResNet (Espeholt et al. 2018): ``[*, C, H, W] -> [*, out_dim]``.
 
     Each stage: conv 3x3 -> max-pool 3x3/2 -> 2 residual blocks; then ReLU, flatten, Linear.
@@ -98,11 +106,6 @@ class ImpalaEncoder(nn.Module):
         self._head = nn.Linear(c * h * w, out_dim)
         self.obs_shape = tuple(obs_shape)
         self.out_dim = out_dim
-
-    def forward(self, obs: Tensor) -> Tensor:
-        lead = obs.shape[:-3]
-        x = _to_float_image(obs.reshape(-1, *obs.shape[-3:]))
-        return self._head(self._convs(x)).reshape(*lead, self.out_dim)
 
 
 class StateEncoder(nn.Module):

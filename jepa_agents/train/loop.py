@@ -174,6 +174,17 @@ class Trainer:
         self.running_return[done] = 0.0
         return {"train/episode_return": float(finished.mean()), "train/episodes": self.counters.episodes}
 
+    def _progress_bar(self) -> tqdm:
+        """Env steps of the run (resumed runs start where they stopped); hidden by logging.progress_bar."""
+        return tqdm(
+            total=self.cfg.train.total_env_steps,
+            initial=self.counters.env_steps,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not self.cfg.logging.progress_bar,
+            desc=self.cfg.env.name,
+        )
+
     def _evaluate_and_checkpoint(self, before: int, bar: tqdm) -> None:
         """After an iteration that moved the env-step counter from ``before``: evaluate and checkpoint
         when their schedules were crossed (the last step is left to :meth:`_finish`)."""
@@ -209,14 +220,7 @@ class OffPolicyTrainer(Trainer):
         steps_per_iter = n * self.action_repeat
         if self.td is None:
             self.td = self.env.reset()
-        bar = tqdm(
-            total=total,
-            initial=c.env_steps,
-            unit="step",
-            dynamic_ncols=True,
-            disable=not cfg.logging.progress_bar,
-            desc=cfg.env.name,
-        )
+        bar = self._progress_bar()
         t_last, steps_last, updates_last, updates = time.perf_counter(), c.env_steps, 0, 0
         train_metrics: dict[str, float] = {}
         try:

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
-from tqdm import tqdm
 
 from jepa_agents.train.loop import Trainer, TrainingError, _crossed
 
@@ -120,14 +119,7 @@ class OnPolicyTrainer(Trainer):
         total = cfg.train.total_env_steps
         if self.td is None:
             self.td = self.env.reset()
-        bar = tqdm(
-            total=total,
-            initial=c.env_steps,
-            unit="step",
-            dynamic_ncols=True,
-            disable=not cfg.logging.progress_bar,
-            desc=cfg.env.name,
-        )
+        bar = self._progress_bar()
         t_last, steps_last = time.perf_counter(), c.env_steps
         try:
             while c.env_steps < total:
