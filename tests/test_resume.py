@@ -82,3 +82,26 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert _scalars(killed) == _scalars(full)
     assert (killed / "curve.png").is_file()
+
+
+def test_repeated_nan_stops_training_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    from jepa_agents.agents.sac import SACAgent
+    from jepa_agents.config import compose
+    from jepa_agents.train.checkpoint import list_checkpoints, load_checkpoint
+    from jepa_agents.train.loop import TrainingError, train
+
+    original = SACAgent.update
+
+    def update(self, replay, step):
+        if step > 1600:
+            raise FloatingPointError("non-finite loss in 10 consecutive updates.")
+        return original(self, replay, step)
+
+    monkeypatch.setattr(SACAgent, "update", update)
+    overrides = [o for o in OVERRIDES if not o.startswith(("device", "num_threads", "deterministic"))]
+    cfg = compose([*overrides, f"run_dir={tmp_path / 'run'}", "device=cpu"])
+    with pytest.raises(TrainingError, match="last good checkpoint"):
+        train(cfg)
+    checkpoints = list_checkpoints(tmp_path / "run" / "checkpoints")
+    assert [p.name for p in checkpoints] == ["ckpt_000000001600.pt"]
+    assert load_checkpoint(checkpoints[0])["step"] == 1600

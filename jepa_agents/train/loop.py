@@ -42,19 +42,20 @@ class Counters:
     evals: int = 0
 
 
-def make_env(cfg: DictConfig, num_envs: int, seed: int, device: torch.device):
-    """Build the configured environment with ``num_envs`` copies."""
-    e = cfg.env
+def make_env(env_cfg: DictConfig, num_envs: int, seed: int, device: torch.device):
+    """Build the environment of a config's ``env`` section with ``num_envs`` copies (``frame_stack``
+    is passed only by sections that have it; the zero-shot ones keep the family's default)."""
+    stack = {"frame_stack": env_cfg.frame_stack} if "frame_stack" in env_cfg else {}
     return envs.make(
-        e.name,
+        env_cfg.name,
         num_envs=num_envs,
         seed=seed,
         device=device,
-        from_pixels=e.from_pixels,
-        image_size=e.image_size,
-        frame_stack=e.frame_stack,
-        action_repeat=e.action_repeat,
-        **e.options,
+        from_pixels=env_cfg.from_pixels,
+        image_size=env_cfg.image_size,
+        action_repeat=env_cfg.action_repeat,
+        **stack,
+        **env_cfg.options,
     )
 
 
@@ -72,8 +73,8 @@ class Trainer:
         self.cfg, self.run_dir, self.device = cfg, run_dir, device
         self.hash = config_hash(cfg)
         seed_everything(cfg.seed)
-        self.env = make_env(cfg, cfg.env.num_envs, cfg.seed, device)
-        self.eval_env = make_env(cfg, cfg.env.num_eval_envs, cfg.seed + EVAL_SEED_OFFSET, device)
+        self.env = make_env(cfg.env, cfg.env.num_envs, cfg.seed, device)
+        self.eval_env = make_env(cfg.env, cfg.env.num_eval_envs, cfg.seed + EVAL_SEED_OFFSET, device)
         self.action_repeat = getattr(self.env, "action_repeat", cfg.env.action_repeat)
         self.agent = make_agent(cfg, self.env, device)
         self.replay = self._make_replay()
@@ -161,7 +162,29 @@ class Trainer:
         return metrics
 
     def run(self) -> Path:
+        """Train to ``train.total_env_steps``, then evaluate, checkpoint and plot the curve."""
+        if self.td is None:
+            self.td = self.env.reset()
+        bar = self._progress_bar()
+        try:
+            self._train(bar)
+            self._finish()
+        finally:
+            bar.close()
+            self.logger.close()
+        self._plot()
+        return self.run_dir
+
+    def _train(self, bar: tqdm) -> None:
+        """The collect/update schedule of a learner family, until the step budget is spent."""
         raise NotImplementedError
+
+    def _stopped(self, err: FloatingPointError) -> TrainingError:
+        """The error that ends a run after too many non-finite losses (checkpoints untouched)."""
+        return TrainingError(
+            f"{err} Training stopped at env step {self.counters.env_steps}; the last good checkpoint in "
+            f"{self.run_dir / 'checkpoints'} is intact."
+        )
 
     def _track_episodes(self, step_td) -> dict[str, float]:
         reward = step_td["next", "reward"].reshape(-1)
@@ -214,55 +237,42 @@ class OffPolicyTrainer(Trainer):
     """Off-policy schedule: one env step of every copy, then ``agent.update(replay)`` (the agent does
     its own number of gradient steps per call, its update-to-data ratio)."""
 
-    def run(self) -> Path:
+    def _train(self, bar: tqdm) -> None:
         cfg, c = self.cfg, self.counters
         total, n = cfg.train.total_env_steps, self.env.batch_size[0]
         steps_per_iter = n * self.action_repeat
-        if self.td is None:
-            self.td = self.env.reset()
-        bar = self._progress_bar()
         t_last, steps_last, updates_last, updates = time.perf_counter(), c.env_steps, 0, 0
         train_metrics: dict[str, float] = {}
-        try:
-            while c.env_steps < total:
-                before = c.env_steps
-                with torch.no_grad():
-                    if c.env_steps < cfg.train.seed_env_steps:
-                        self.td["action"] = self.env.action_spec.rand()
-                    else:
-                        self.td["action"] = self.agent.act(self.td, eval_mode=False)
-                step_td, self.td = self.env.step_and_maybe_reset(self.td)
-                self.replay.add(step_td)
-                c.env_steps += steps_per_iter
-                c.agent_steps += n
-                episode_metrics = self._track_episodes(step_td)
-                if c.env_steps > cfg.train.seed_env_steps:
-                    try:
-                        train_metrics = self.agent.update(self.replay, c.env_steps)
-                    except FloatingPointError as err:
-                        raise TrainingError(
-                            f"{err} Training stopped at env step {c.env_steps}; the last good checkpoint in "
-                            f"{self.run_dir / 'checkpoints'} is intact."
-                        ) from None
-                    updates += 1
-                if episode_metrics:
-                    self.logger.log(episode_metrics, c.env_steps)
-                if _crossed(before, c.env_steps, cfg.logging.every) and train_metrics:
-                    now = time.perf_counter()
-                    perf = {
-                        "perf/env_steps_per_s": (c.env_steps - steps_last) / (now - t_last),
-                        "perf/updates_per_s": (updates - updates_last) / (now - t_last),
-                    }
-                    self.logger.log({**train_metrics, **perf}, c.env_steps)
-                    t_last, steps_last, updates_last = now, c.env_steps, updates
-                    bar.set_postfix(upd_s=f"{perf['perf/updates_per_s']:.1f}", eval=f"{self.last_eval:.1f}")
-                self._evaluate_and_checkpoint(before, bar)
-            self._finish()
-        finally:
-            bar.close()
-            self.logger.close()
-        self._plot()
-        return self.run_dir
+        while c.env_steps < total:
+            before = c.env_steps
+            with torch.no_grad():
+                if c.env_steps < cfg.train.seed_env_steps:
+                    self.td["action"] = self.env.action_spec.rand()
+                else:
+                    self.td["action"] = self.agent.act(self.td, eval_mode=False)
+            step_td, self.td = self.env.step_and_maybe_reset(self.td)
+            self.replay.add(step_td)
+            c.env_steps += steps_per_iter
+            c.agent_steps += n
+            episode_metrics = self._track_episodes(step_td)
+            if c.env_steps > cfg.train.seed_env_steps:
+                try:
+                    train_metrics = self.agent.update(self.replay, c.env_steps)
+                except FloatingPointError as err:
+                    raise self._stopped(err) from None
+                updates += 1
+            if episode_metrics:
+                self.logger.log(episode_metrics, c.env_steps)
+            if _crossed(before, c.env_steps, cfg.logging.every) and train_metrics:
+                now = time.perf_counter()
+                perf = {
+                    "perf/env_steps_per_s": (c.env_steps - steps_last) / (now - t_last),
+                    "perf/updates_per_s": (updates - updates_last) / (now - t_last),
+                }
+                self.logger.log({**train_metrics, **perf}, c.env_steps)
+                t_last, steps_last, updates_last = now, c.env_steps, updates
+                bar.set_postfix(upd_s=f"{perf['perf/updates_per_s']:.1f}", eval=f"{self.last_eval:.1f}")
+            self._evaluate_and_checkpoint(before, bar)
 
 
 def train(cfg: DictConfig) -> Path:

@@ -15,13 +15,13 @@ The agent provides ``explore(obs) -> TensorDict(action, sample, log_prob, value)
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
+from tqdm import tqdm
 
-from jepa_agents.train.loop import Trainer, TrainingError, _crossed
+from jepa_agents.train.loop import Trainer, _crossed
 
 
 class RolloutBuffer:
@@ -114,39 +114,26 @@ class OnPolicyTrainer(Trainer):
             if episode_metrics:
                 self.logger.log(episode_metrics, c.env_steps)
 
-    def run(self) -> Path:
+    def _train(self, bar: tqdm) -> None:
         cfg, c = self.cfg, self.counters
         total = cfg.train.total_env_steps
-        if self.td is None:
-            self.td = self.env.reset()
-        bar = self._progress_bar()
         t_last, steps_last = time.perf_counter(), c.env_steps
-        try:
-            while c.env_steps < total:
-                before, t0 = c.env_steps, time.perf_counter()
-                self._collect()
-                t1 = time.perf_counter()
-                try:
-                    train_metrics = self.agent.update(self.replay.rollout(), c.env_steps)
-                except FloatingPointError as err:
-                    raise TrainingError(
-                        f"{err} Training stopped at env step {c.env_steps}; the last good checkpoint in "
-                        f"{self.run_dir / 'checkpoints'} is intact."
-                    ) from None
-                t2 = time.perf_counter()
-                if _crossed(before, c.env_steps, cfg.logging.every):
-                    perf = {
-                        "perf/env_steps_per_s": (c.env_steps - steps_last) / (t2 - t_last),
-                        "perf/collect_steps_per_s": (c.env_steps - before) / (t1 - t0),
-                        "perf/update_s": t2 - t1,
-                    }
-                    self.logger.log({**train_metrics, **perf}, c.env_steps)
-                    t_last, steps_last = t2, c.env_steps
-                    bar.set_postfix(sps=f"{perf['perf/env_steps_per_s']:.0f}", eval=f"{self.last_eval:.1f}")
-                self._evaluate_and_checkpoint(before, bar)
-            self._finish()
-        finally:
-            bar.close()
-            self.logger.close()
-        self._plot()
-        return self.run_dir
+        while c.env_steps < total:
+            before, t0 = c.env_steps, time.perf_counter()
+            self._collect()
+            t1 = time.perf_counter()
+            try:
+                train_metrics = self.agent.update(self.replay.rollout(), c.env_steps)
+            except FloatingPointError as err:
+                raise self._stopped(err) from None
+            t2 = time.perf_counter()
+            if _crossed(before, c.env_steps, cfg.logging.every):
+                perf = {
+                    "perf/env_steps_per_s": (c.env_steps - steps_last) / (t2 - t_last),
+                    "perf/collect_steps_per_s": (c.env_steps - before) / (t1 - t0),
+                    "perf/update_s": t2 - t1,
+                }
+                self.logger.log({**train_metrics, **perf}, c.env_steps)
+                t_last, steps_last = t2, c.env_steps
+                bar.set_postfix(sps=f"{perf['perf/env_steps_per_s']:.0f}", eval=f"{self.last_eval:.1f}")
+            self._evaluate_and_checkpoint(before, bar)

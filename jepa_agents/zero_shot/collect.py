@@ -21,28 +21,14 @@ from tensordict import TensorDict
 from torch import Tensor, nn
 from tqdm import tqdm
 
-import envs
 from jepa_agents.data.offline import DatasetMeta, DatasetWriter, spec_of
 from jepa_agents.nn import MLP
 from jepa_agents.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from jepa_agents.train.device import configure_threads, resolve_device
+from jepa_agents.train.loop import make_env
 from jepa_agents.train.rng import rng_state, seed_everything, set_rng_state
 
 OBS_KEYS = ("state", "pixels")
-
-
-def make_env(env_cfg, num_envs: int, seed: int, device: torch.device):
-    """The configured domain with ``num_envs`` copies (reward-free where the family has such a task)."""
-    return envs.make(
-        env_cfg.name,
-        num_envs=num_envs,
-        seed=seed,
-        device=device,
-        from_pixels=env_cfg.from_pixels,
-        image_size=env_cfg.image_size,
-        action_repeat=env_cfg.action_repeat,
-        **env_cfg.options,
-    )
 
 
 class RandomExplorer:

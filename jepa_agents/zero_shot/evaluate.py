@@ -25,8 +25,8 @@ from jepa_agents.data.offline import DatasetError, OfflineDataset, load_dataset
 from jepa_agents.train.checkpoint import latest_checkpoint, load_checkpoint
 from jepa_agents.train.device import configure_threads, resolve_device
 from jepa_agents.train.logger import Logger
+from jepa_agents.train.loop import make_env
 from jepa_agents.train.rng import rng_state, set_rng_state
-from jepa_agents.zero_shot.collect import make_env
 from jepa_agents.zero_shot.td_jepa import DegenerateTaskError
 
 EVAL_SEED_OFFSET = 1_000_003
