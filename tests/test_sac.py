@@ -310,3 +310,32 @@ def test_sac_jepa_learns_reaching(from_pixels):
     learned_return = collect(env, Replay(1000, 4, [agent.obs_key], CPU), 32, Greedy())
     print(f"random {random_return:.3f} learned {learned_return:.3f} in {time.time() - start:.1f}s")
     assert learned_return > random_return + 0.2 and learned_return > 0.75
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_every_transition_in_the_loss_gets_its_full_n_step_return(n_step):
+    """Slices hold ``T + n`` rows, so each of the ``T = K`` transitions of the critic loss bootstraps
+    ``n`` steps ahead with ``γ^n`` (fewer only where the episode terminates inside the window)."""
+    torch.manual_seed(0)
+    env = ReachEnv(num_envs=2, terminate_at_edge=True)
+    cfg = make_cfg("sac", False, n_step=n_step, batch_size=64)
+    agent = make_agent(cfg, env, CPU)
+    t, gamma = agent.horizon, cfg.agent.gamma
+    assert t == cfg.world_model.horizon and agent.seq_len == t + n_step
+    replay = Replay(2000, 2, ["state"], CPU)
+    collect(env, replay, 400)
+    batch = agent._sample(replay)
+    index = batch["nstep", "index"][:, :t]  # [B, T]
+    discount = batch["nstep", "discount"][:, :t, 0]
+    terminated = batch["terminated"][:, :, 0]  # [B, L]
+    full = torch.arange(t) + n_step
+    for b in range(batch.shape[0]):
+        for k in range(t):
+            window = terminated[b, k : k + n_step]
+            if window.any():  # the episode ends inside the window: cut at the terminal step, no bootstrap
+                m = int(window.nonzero()[0]) + 1
+                assert index[b, k] == k + m and discount[b, k] == 0
+            else:
+                assert index[b, k] == full[k]
+                assert discount[b, k] == pytest.approx(gamma**n_step)
+    assert (index == full).float().mean() > 0.5  # most windows are full

@@ -122,10 +122,9 @@ def test_bf16_autocast_is_computed_in_float32():
 def test_bad_input():
     reg = SIGReg(num_slices=8)
     z = torch.randn(16, 4)
-    with pytest.raises(ValueError, match="non-finite"):
-        reg(torch.where(torch.arange(4) == 2, float("nan"), z))
-    with pytest.raises(ValueError, match="non-finite"):
-        reg(z.clone().index_fill_(0, torch.tensor([3]), float("inf")))
+    # non-finite embeddings give a non-finite statistic (no host sync; the learners' NaN guard skips it)
+    assert not torch.isfinite(reg(torch.where(torch.arange(4) == 2, float("nan"), z)))
+    assert not torch.isfinite(reg(z.clone().index_fill_(0, torch.tensor([3]), float("inf"))))
     with pytest.raises(ValueError, match=r"\[N, D\] or \[T, N, D\]"):
         reg(torch.randn(16))
     with pytest.raises(ValueError, match=r"\[N, D\] or \[T, N, D\]"):
@@ -214,3 +213,16 @@ def test_two_process_gloo_equals_single_process(tmp_path):
         # which DDP's gradient averaging turns into exactly the single-process parameter gradient
         torch.testing.assert_close(out["z_grad"], _WORLD * z.grad.chunk(_WORLD)[rank], rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(out["w_grad"], lin.weight.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_reference_values_gaussian_and_collapsed():
+    """The logged references: a collapsed batch gives exactly ``collapsed_reference(N)`` (≈0.402·N) and
+    Gaussian batches average ``gaussian_reference()`` (≈1.06) at any N."""
+    reg = SIGReg(num_slices=64)
+    for n in (16, 256):
+        assert reg(torch.zeros(n, 8)).item() == pytest.approx(reg.collapsed_reference(n).item(), rel=1e-5)
+        assert reg.collapsed_reference(n).item() == pytest.approx(0.402 * n, rel=0.01)
+    torch.manual_seed(0)
+    values = torch.stack([reg(torch.randn(128, 8)) for _ in range(200)])
+    assert reg.gaussian_reference().item() == pytest.approx(1.06, abs=0.01)
+    assert values.mean().item() == pytest.approx(reg.gaussian_reference().item(), rel=0.05)

@@ -98,12 +98,12 @@ class DiscreteSACAgent(SACAgent):
         return probs.argmax(-1) if eval_mode else torch.multinomial(probs, 1).squeeze(-1)
 
     def _rl_losses(
-        self, z: Tensor, batch: TensorDict, update_actor: bool
+        self, z: Tensor, z_all: Tensor, batch: TensorDict, update_actor: bool
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        nets, t = self.nets, self.seq_len - 1
+        nets, t = self.nets, self.horizon
         alpha = nets.log_alpha.exp().detach()
         with torch.no_grad():
-            z_boot = _gather_steps(z.detach(), batch["nstep", "index"][:, :t])  # [B, T, D]
+            z_boot = _gather_steps(z_all, batch["nstep", "index"][:, :t])  # [B, T, D]
             probs_next, logp_next = nets.actor(z_boot)  # [B, T, A]
             q_next = nets.critic_target(z_boot).min(0).values  # [B, T, A]
             v_next = soft_value(q_next, logp_next, alpha, probs_next)  # [B, T, 1]
@@ -116,12 +116,12 @@ class DiscreteSACAgent(SACAgent):
         metrics.update(metrics_q)
         if update_actor:
             z_sg = z.detach()
-            probs, log_probs = nets.actor(z_sg)  # [B, L, A]
-            q_pi = _frozen(nets.critic, z_sg).min(0).values  # [B, L, A]
+            probs, log_probs = nets.actor(z_sg)  # [B, T+1, A]
+            q_pi = _frozen(nets.critic, z_sg).min(0).values  # [B, T+1, A]
             losses["actor"], metrics_pi = discrete_actor_loss(probs, log_probs, q_pi, alpha)
             metrics.update(metrics_pi)
             if self.cfg.learn_temperature:
-                entropy = -(probs * log_probs).sum(-1)  # [B, L]
+                entropy = -(probs * log_probs).sum(-1)  # [B, T+1]
                 losses["temperature"], metrics_a = temperature_loss(
                     nets.log_alpha, entropy, self.target_entropy
                 )

@@ -121,7 +121,8 @@ class PPONetworks(nn.Module):
         self.world_model = make_world_model(wm_cfg, obs_shape, action_dim, discrete)
         self.encoder = None
         if self.world_model is None:
-            self.encoder = make_encoder(wm_cfg.encoder, obs_shape, wm_cfg.latent_dim)
+            kwargs = {"precision": wm_cfg.precision} if len(obs_shape) == 3 else {}
+            self.encoder = make_encoder(wm_cfg.encoder, obs_shape, wm_cfg.latent_dim, **kwargs)
         d = wm_cfg.latent_dim
         self.policy = MLP(d, cfg.policy_hidden, action_dim, cfg.activation)
         self.value = MLP(d, cfg.value_hidden, 1, cfg.activation)
@@ -143,7 +144,11 @@ class PPONetworks(nn.Module):
     def encode(self, obs: Tensor) -> Tensor:
         """``obs [*, *obs_shape] -> z [*, D]`` (normalized first; no augmentation)."""
         x = self.normalize(obs)
-        return self.world_model.encode(x) if self.world_model is not None else self.encoder(x)
+        if self.world_model is None:
+            return self.encoder(x)
+        # the heads see running-statistics embeddings: the same when acting and when re-evaluating
+        # log-probabilities in the update (batch statistics would change the ratio)
+        return self.world_model.encode(x, running_stats=True)
 
 
 class PPOAgent:

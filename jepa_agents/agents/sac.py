@@ -1,13 +1,17 @@
 """SAC on the latent of a JEPA world model (continuous actions), DrQ-v2 style, with n-step returns.
 
-Per gradient update, from ``B`` replay slices of ``L = max(K, n) + 1`` consecutive steps:
+Per gradient update, from ``B`` replay slices of ``L = T + n`` consecutive steps, ``T = K`` transitions
+(the world model's horizon; ``T = 1`` without a world model), so every transition in the loss gets its
+full n-step return (shorter only where the episode terminates inside the window):
 
-* ``z = f(aug(o))`` ``[B, L, D]``: one shared, random-shifted encoding of every observation;
+* ``z = f(aug(o_{0..T}))`` ``[B, T+1, D]``: one shared, random-shifted encoding with gradients; the
+  remaining bootstrap observations ``o_{T+1..L-1}`` are encoded without gradients (``[B, n-1, D]``);
 * world model: ``L_wm = jepa_loss(o_{0..K}, a_{0..K-1}, z_{0..K})`` (K-step latent prediction + λ·SIGReg;
   its targets follow ``world_model.target``, the online encoder by default: no EMA);
-* critic: ``L_Q = Σ_e ½ mean (Q_e(z_t, a_t) - y_t)²`` on the ``T = L - 1`` transitions, with
+* critic: ``L_Q = Σ_e ½ mean (Q_e(z_t, a_t) - y_t)²`` on the ``T`` transitions, with
   ``y_t = R_t + d_t·(min_e Q̄_e(z̄, a') - α log π(a'|z̄))``, ``z̄ = sg(z_{t+m})``, ``a' ~ π(·|z̄)``,
-  ``Q̄`` the Polyak-averaged target critics and ``(R_t, d_t, m)`` the replay's n-step targets;
+  ``Q̄`` the Polyak-averaged target critics and ``(R_t, d_t, m)`` the replay's n-step targets
+  (``m = n`` unless the episode terminates first);
 * actor: ``L_π = mean(α log π(a|sg(z)) - min_e Q_e(sg(z), a))`` (critic parameters frozen);
 * temperature: ``L_α = α·mean(-log π(a|s) - H̄)``.
 
@@ -127,8 +131,9 @@ class ObsEncoder(nn.Module):
     def __init__(self, cfg: WorldModelConfig, obs_shape: Sequence[int]):
         super().__init__()
         self.latent_dim = cfg.latent_dim
-        self._encoder = make_encoder(cfg.encoder, obs_shape, cfg.latent_dim)
         pixels = len(obs_shape) == 3
+        kwargs = {"precision": cfg.precision} if pixels else {}
+        self._encoder = make_encoder(cfg.encoder, obs_shape, cfg.latent_dim, **kwargs)
         self._augment = RandomShift(cfg.augment_pad) if pixels and cfg.augment_pad > 0 else nn.Identity()
 
     def encode(self, obs: Tensor, augment: bool = False) -> Tensor:
@@ -188,8 +193,8 @@ class SACAgent:
         self.nets = self._build_networks(model).to(device)
         self._use_world_model = isinstance(model, LatentWorldModel) and cfg.wm_weight > 0
         horizon = model.cfg.horizon if self._use_world_model else 1
-        self.horizon = horizon
-        self.seq_len = max(horizon, cfg.n_step) + 1
+        self.horizon = horizon  # K, and T: the transitions of a slice in the critic loss
+        self.seq_len = horizon + cfg.n_step  # L = T + n: every transition gets its full n-step return
         self.target_entropy = (
             self._default_target_entropy() if cfg.target_entropy is None else cfg.target_entropy
         )
@@ -236,13 +241,14 @@ class SACAgent:
         return actor.mode(z) if eval_mode else actor.sample(z)[0]
 
     def _rl_losses(
-        self, z: Tensor, batch: TensorDict, update_actor: bool
+        self, z: Tensor, z_all: Tensor, batch: TensorDict, update_actor: bool
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Critic (and actor, temperature) losses from ``z [B, L, D]``; see the module docstring."""
-        nets, t = self.nets, self.seq_len - 1
+        """Critic (and actor, temperature) losses from ``z [B, T+1, D]`` (with gradients) and the detached
+        ``z_all [B, L, D]`` (bootstrap embeddings); see the module docstring."""
+        nets, t = self.nets, self.horizon
         alpha = nets.log_alpha.exp().detach()
         with torch.no_grad():
-            z_boot = _gather_steps(z.detach(), batch["nstep", "index"][:, :t])  # [B, T, D]
+            z_boot = _gather_steps(z_all, batch["nstep", "index"][:, :t])  # [B, T, D]
             a_next, logp_next = nets.actor.sample(z_boot)
             q_next = nets.critic_target(z_boot, a_next).min(0).values  # [B, T, 1]
             v_next = soft_value(q_next, logp_next, alpha)
@@ -253,8 +259,8 @@ class SACAgent:
         metrics.update(metrics_q)
         if update_actor:
             z_sg = z.detach()
-            action, log_prob = nets.actor.sample(z_sg)  # [B, L, A], [B, L, 1]
-            q_pi = _frozen(nets.critic, z_sg, action).min(0).values  # [B, L, 1]
+            action, log_prob = nets.actor.sample(z_sg)  # [B, T+1, A], [B, T+1, 1]
+            q_pi = _frozen(nets.critic, z_sg, action).min(0).values  # [B, T+1, 1]
             losses["actor"], metrics_pi = actor_loss(q_pi, log_prob, alpha)
             metrics.update(metrics_pi)
             if self.cfg.learn_temperature:
@@ -272,8 +278,13 @@ class SACAgent:
         Continuous: ``[N, A]`` in ``[-1, 1]`` (``tanh(mean)`` in eval mode, a sample otherwise).
         """
         x = obs.get(self.obs_key)
-        z = self.nets.model.encode(x.to(self.device))  # [N, D]
-        return self._policy(z, eval_mode).to(x.device)
+        nets, was_training = self.nets, self.nets.training
+        nets.eval()  # running embedding statistics: one observation's action depends on it alone
+        try:
+            z = nets.model.encode(x.to(self.device, non_blocking=True))  # [N, D]
+            return self._policy(z, eval_mode).to(x.device)
+        finally:
+            nets.train(was_training)
 
     # ---------------------------------------------------------------------------------- training
     def update(self, replay: Replay, step: int) -> dict[str, float]:
@@ -299,10 +310,15 @@ class SACAgent:
     def _update_once(self, replay: Replay, diagnostics: bool) -> dict[str, Tensor]:
         nets, c = self.nets, self.counters
         batch = self._sample(replay)
-        obs = batch[self.obs_key]  # [B, L, *obs_shape]
-        z = nets.model.encode(obs, augment=True)  # [B, L, D]
+        obs, t = batch[self.obs_key], self.horizon  # [B, L, *obs_shape]
+        z = nets.model.encode(obs[:, : t + 1], augment=True)  # [B, T+1, D]
+        z_all = z.detach()
+        if obs.shape[1] > t + 1:
+            with torch.no_grad():  # bootstrap-only observations need no backward pass
+                z_tail = nets.model.encode(obs[:, t + 1 :], augment=True)  # [B, n-1, D]
+            z_all = torch.cat((z_all, z_tail), 1)  # [B, L, D]
         update_actor = c["updates"] % self.cfg.actor_update_every == 0
-        losses, metrics = self._rl_losses(z, batch, update_actor)
+        losses, metrics = self._rl_losses(z, z_all, batch, update_actor)
         if self._use_world_model:
             k = self.horizon
             losses["world_model"], metrics_wm = jepa_loss(

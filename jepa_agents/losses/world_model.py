@@ -10,12 +10,6 @@ from jepa_agents.world_models.base import LatentWorldModel
 from jepa_agents.world_models.diagnostics import collapse_metrics
 
 
-def _batch_moments(z: Tensor, eps: float = 1e-8) -> tuple[Tensor, Tensor]:
-    """Per-dim mean and std ``[D]`` over every leading dim of ``z [..., D]`` (gradients flow through both)."""
-    flat = z.reshape(-1, z.shape[-1])
-    return flat.mean(0), (flat.var(0, unbiased=False) + eps).sqrt()
-
-
 def jepa_loss(
     model: LatentWorldModel,
     obs: Tensor,
@@ -31,11 +25,12 @@ def jepa_loss(
         ẑ = model.predict_sequence(z, a)                       predictions of z_1..z_K     [B, K, D]
         L = (1/K) Σ_k mean_b ℓ(ẑ_k, z̄_k) + λ·R(z) + w_r·L_r + w_v·L_v + w_inv·L_inv
 
-    with ``z = encode(obs)`` (random-shifted images; batch-standardized, as are the predictions, when
-    ``standardize``: ``(z - μ_B) / σ_B`` per dim, so scale collapse is not a solution), targets
+    with ``z = encode(obs)`` (random-shifted images; batch-normalized per dim when ``embed_norm=batch``,
+    so scale collapse is not a solution and SIGReg's gradient is alive from the first update), targets
     ``z̄_k`` = ``z_k`` (``target=online``: with gradients, the default), ``sg(z_k)`` (``stopgrad``) or
     the EMA encoder's output (``ema``);
-    ``ℓ`` = mean squared error over dims (``mse``) or ``1 - cos`` (``cosine``); ``R`` the configured
+    ``ℓ`` = squared error averaged over the ``D`` dims (``mse``, the element mean, so its scale does not
+    depend on ``D``) or ``1 - cos`` (``cosine``); ``R`` the configured
     regularizer (SIGReg, VICReg or none) applied per time step over the batch of ``z`` ``[K+1, B, D]``,
     averaged with ``R(ẑ)`` when ``regularize_predictions``. Heads (built when their weight > 0):
     reward ``r(s_k, a_k)`` on ``s = [z_0, ẑ_1 .. ẑ_{K-1}]`` vs ``rewards``; value ``v(z_k)`` vs
@@ -54,7 +49,10 @@ def jepa_loss(
     Returns:
         ``(loss, metrics)``: scalar loss and detached scalar tensors ``wm/loss``, ``wm/pred_loss``,
         ``wm/reg``, ``wm/pred_error_k1..K`` and, when enabled, ``wm/reward_loss``, ``wm/value_loss``,
-        ``wm/inverse_loss``, ``wm/sigreg``, ``wm/effective_rank``, ``wm/std_mean``, ``wm/std_min``.
+        ``wm/inverse_loss``; with SIGReg, its two reference values at this batch size
+        ``wm/reg_ref_gaussian`` (an isotropic Gaussian batch, ≈1.06) and ``wm/reg_ref_collapsed`` (a batch
+        collapsed to one point, ≈0.402·N); with ``diagnostics``, ``wm/sigreg``, ``wm/effective_rank``,
+        ``wm/std_mean``, ``wm/std_min`` of what the regularizer sees at step 0.
     """
     cfg = model.cfg
     obs_dims = len(model.obs_shape)
@@ -70,21 +68,12 @@ def jepa_loss(
         raise ValueError(f"z must have shape {(b, steps + 1, model.latent_dim)}, got {tuple(z.shape)}")
     pred = model.predict_sequence(z, actions)  # [B, K, D]
 
-    zs = z  # the embeddings the prediction error and the regularizer see
-    if cfg.standardize:
-        mean, std = _batch_moments(z)  # [D], over the B x (K+1) embeddings
-        if cfg.target != "online":  # targets carry no gradient, not even through the statistics
-            mean, std = mean.detach(), std.detach()
-        zs, pred = (z - mean) / std, (pred - mean) / std
     if cfg.target == "ema":
         target = model.encode_target(obs[:, 1:], augment=True)  # [B, K, D]
-        if cfg.standardize:
-            target_mean, target_std = _batch_moments(target)
-            target = (target - target_mean) / target_std
     elif cfg.target == "stopgrad":
-        target = zs[:, 1:].detach()
+        target = z[:, 1:].detach()
     else:
-        target = zs[:, 1:]
+        target = z[:, 1:]
     if cfg.pred_loss == "cosine":
         err = 1.0 - F.cosine_similarity(pred, target, dim=-1)  # [B, K]
     else:
@@ -92,12 +81,13 @@ def jepa_loss(
     per_step = err.mean(0)  # [K]
     pred_loss = per_step.mean()
 
-    reg = model.regularize(zs.transpose(0, 1))  # over the batch of each of the K+1 steps
+    reg = model.regularize(z.transpose(0, 1))  # [K+1, B, D]: over the batch of each of the K+1 steps
     if cfg.regularize_predictions:
         reg = 0.5 * (reg + model.regularize(pred.transpose(0, 1)))
     loss = pred_loss + cfg.reg_weight * reg
     metrics = {"wm/pred_loss": pred_loss, "wm/reg": reg}
     metrics.update({f"wm/pred_error_k{k + 1}": per_step[k] for k in range(steps)})
+    metrics.update(model.regularizer_references(b))
 
     if cfg.reward_weight > 0:
         if rewards is None:

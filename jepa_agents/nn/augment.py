@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 
 class RandomShift(nn.Module):
     """Shift every image by an independent integer offset in ``[-pad, pad]²`` (replicate padding).
 
-    ``x`` ``[*, C, H, W]`` (any dtype, uint8 included) -> same shape and dtype. Implemented as
-    replicate-pad then two batched ``gather``s, so pixel values are copied exactly (no interpolation).
-    Identity in eval mode or with ``pad = 0``. Uses the global torch RNG on ``x``'s device.
+    ``x`` ``[*, C, H, W]`` (any dtype, uint8 included) -> same shape and dtype. Replicate padding followed
+    by a crop at offset ``(dy, dx)`` reads pixel ``(clamp(i + dy, 0, H-1), clamp(j + dx, 0, W-1))`` of the
+    original image, so the shift is two batched ``gather``s with clamped indices in the input's own dtype:
+    values are copied exactly (no interpolation, no float copy of a uint8 batch). Identity in eval mode or
+    with ``pad = 0``. Uses the global torch RNG on ``x``'s device.
     """
 
     def __init__(self, pad: int = 4):
@@ -29,11 +30,9 @@ class RandomShift(nn.Module):
         lead, (c, h, w) = x.shape[:-3], x.shape[-3:]
         imgs = x.reshape(-1, c, h, w)
         b, p = imgs.shape[0], self.pad
-        # replicate padding is not implemented for integer dtypes: pad in float, values stay exact
-        padded = F.pad(imgs.float(), (p, p, p, p), mode="replicate").to(x.dtype)  # [B, C, H+2p, W+2p]
-        shift = torch.randint(0, 2 * p + 1, (b, 2), device=x.device)
-        rows = shift[:, :1] + torch.arange(h, device=x.device)  # [B, H]
-        cols = shift[:, 1:] + torch.arange(w, device=x.device)  # [B, W]
-        out = padded.gather(2, rows[:, None, :, None].expand(b, c, h, w + 2 * p))  # [B, C, H, W+2p]
+        shift = torch.randint(0, 2 * p + 1, (b, 2), device=x.device) - p  # [B, 2] offsets in [-p, p]
+        rows = (shift[:, :1] + torch.arange(h, device=x.device)).clamp_(0, h - 1)  # [B, H]
+        cols = (shift[:, 1:] + torch.arange(w, device=x.device)).clamp_(0, w - 1)  # [B, W]
+        out = imgs.gather(2, rows[:, None, :, None].expand(b, c, h, w))  # [B, C, H, W]
         out = out.gather(3, cols[:, None, None, :].expand(b, c, h, w))  # [B, C, H, W]
         return out.reshape(*lead, c, h, w)

@@ -1,9 +1,15 @@
 """Observation encoders: ``obs -> z [*, out_dim]``.
 
-Pixel encoders take ``[*, C, H, W]`` images: uint8 is cast to float and divided by 255, float input is
-used as given (expected in ``[0, 1]``); both are then centered by ``-0.5``. Leading dims ``*`` are
-flattened for the network and restored on the output. The last layer is a plain Linear (no
-normalization or squashing), so a regularizer such as SIGReg shapes the embedding distribution.
+Pixel encoders take ``[*, C, H, W]`` images: uint8 in ``[0, 255]`` or float in ``[0, 1]``, normalized to
+``x·s - 0.5`` (``s = 1/255`` for uint8, 1 for float). Leading dims ``*`` are flattened for the network and
+restored on the output. The last layer is a plain Linear (no normalization or squashing), so a
+regularizer such as SIGReg shapes the embedding distribution (a world model may normalize it further).
+
+The fast path (conv stacks without padding): the normalization is folded into the first convolution,
+``conv(x·s - 0.5; W, b) = conv(x; s·W, b - 0.5·Σ_{c,i,j} W)``, so a uint8 batch is cast once to the
+compute dtype and never scaled in memory; convolutions run in ``channels_last`` layout; with
+``precision="bf16"`` the encoder runs under bf16 autocast (uint8 values are exact in bf16) and returns
+float32, on the CPU and on CUDA.
 
 Kinds (``make_encoder(kind, obs_shape, out_dim)``):
 
@@ -25,6 +31,7 @@ from torch import Tensor, nn
 from jepa_agents.nn.mlp import MLP
 
 ENCODER_KINDS = ("auto", "small_cnn", "nature", "drq", "impala", "mlp")
+PRECISIONS = ("fp32", "bf16")
 
 _CONV_SPECS: dict[str, tuple[tuple[int, int, int], ...]] = {
     # (out channels, kernel, stride)
@@ -34,40 +41,89 @@ _CONV_SPECS: dict[str, tuple[tuple[int, int, int], ...]] = {
 }
 
 
-def _to_float_image(x: Tensor) -> Tensor:
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    return x - 0.5
+def orthogonal_init(module: nn.Module) -> None:
+    """DrQ-v2's init: orthogonal weights (gain √2 for convolutions followed by ReLU, 1 for Linear), zero
+    biases. It keeps the scale of frame-to-frame differences through the stack: on real 64x64 cartpole
+    frames the small_cnn embedding's per-dim std is 0.04 instead of 0.0009 at PyTorch's default init
+    (docs/world_model.md). Call before converting to ``channels_last`` (``orthogonal_`` needs a
+    contiguous weight)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.orthogonal_(m.weight, nn.init.calculate_gain("relu") if isinstance(m, nn.Conv2d) else 1.0)
+            nn.init.zeros_(m.bias)
+
+
+def _input_scale(x: Tensor) -> float:
+    """``s`` of the normalization ``x·s - 0.5``: 1/255 for uint8 images, 1 for float images in [0, 1]."""
+    return 1.0 / 255.0 if x.dtype == torch.uint8 else 1.0
+
+
+class NormalizedConv2d(nn.Conv2d):
+    """``conv(x·s - 0.5)`` computed as ``conv(x; s·W, b - 0.5·ΣW)`` (unpadded convolutions only, where the
+    two are equal): ``forward(x, s)`` with ``x`` ``[N, C, H, W]`` in the compute dtype."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.padding != (0, 0):
+            raise ValueError("NormalizedConv2d folds the input shift into the bias: padding must be 0")
+
+    def forward(self, x: Tensor, scale: float = 1.0) -> Tensor:  # type: ignore[override]
+        bias = self.bias - 0.5 * self.weight.sum((1, 2, 3))
+        return self._conv_forward(x, self.weight * scale, bias)
 
 
 class _ImageEncoder(nn.Module):
-    """``_convs`` (image -> flat features), then the linear ``_head``; leading dims ``[*, C, H, W]`` kept."""
+    """``_convs`` (image -> flat features), then the linear ``_head``; leading dims ``[*, C, H, W]`` kept.
 
+    Subclasses with an unpadded first convolution set ``_stem`` (a :class:`NormalizedConv2d`) and put the
+    rest in ``_convs``; others leave ``_stem = None`` and get the explicit normalization.
+    """
+
+    _stem: NormalizedConv2d | None
     _convs: nn.Module
     _head: nn.Linear
     out_dim: int
+    precision: str = "fp32"
 
     def forward(self, obs: Tensor) -> Tensor:
         lead = obs.shape[:-3]
-        x = _to_float_image(obs.reshape(-1, *obs.shape[-3:]))
-        return self._head(self._convs(x)).reshape(*lead, self.out_dim)
+        x = obs.reshape(-1, *obs.shape[-3:])
+        scale = _input_scale(x)
+        bf16 = self.precision == "bf16"
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            x = x.to(torch.bfloat16 if bf16 else torch.float32).contiguous(memory_format=torch.channels_last)
+            x = self._stem(x, scale) if self._stem is not None else x * scale - 0.5
+            out = self._head(self._convs(x))  # [N, out_dim]
+        return out.float().reshape(*lead, self.out_dim)
 
 
 class ConvEncoder(_ImageEncoder):
-    """Plain conv stack (ReLU, no padding) + Linear: ``[*, C, H, W] -> [*, out_dim]``."""
+    """Plain conv stack (ReLU, no padding) + Linear: ``[*, C, H, W] -> [*, out_dim]``; orthogonal init."""
 
-    def __init__(self, obs_shape: Sequence[int], out_dim: int, spec: Sequence[tuple[int, int, int]]):
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        out_dim: int,
+        spec: Sequence[tuple[int, int, int]],
+        precision: str = "fp32",
+    ):
         super().__init__()
         c, h, w = obs_shape
         layers: list[nn.Module] = []
-        for out_c, k, s in spec:
-            layers += [nn.Conv2d(c, out_c, k, s), nn.ReLU()]
+        for i, (out_c, k, s) in enumerate(spec):
+            conv = (NormalizedConv2d if i == 0 else nn.Conv2d)(c, out_c, k, s)
+            layers += [conv, nn.ReLU()]
             c, h, w = out_c, (h - k) // s + 1, (w - k) // s + 1
             if h < 1 or w < 1:
                 raise ValueError(f"image {tuple(obs_shape)} is too small for this encoder")
-        self._convs = nn.Sequential(*layers, nn.Flatten())
+        self._stem = layers[0]
+        self._convs = nn.Sequential(*layers[1:], nn.Flatten())
         self._head = nn.Linear(c * h * w, out_dim)
+        orthogonal_init(self)
+        self.to(memory_format=torch.channels_last)
         self.obs_shape = tuple(obs_shape)
         self.out_dim = out_dim
+        self.precision = _check_precision(precision)
 
 
 class _ResidualBlock(nn.Module):
@@ -87,10 +143,17 @@ class _ResidualBlock(nn.Module):
 class ImpalaEncoder(_ImageEncoder):
     """IMPALA ResNet (Espeholt et al. 2018): ``[*, C, H, W] -> [*, out_dim]``.
 
-    Each stage: conv 3x3 -> max-pool 3x3/2 -> 2 residual blocks; then ReLU, flatten, Linear.
+    Each stage: conv 3x3 -> max-pool 3x3/2 -> 2 residual blocks; then ReLU, flatten, Linear; orthogonal
+    init.
     """
 
-    def __init__(self, obs_shape: Sequence[int], out_dim: int, channels: Sequence[int] = (16, 32, 32)):
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        out_dim: int,
+        channels: Sequence[int] = (16, 32, 32),
+        precision: str = "fp32",
+    ):
         super().__init__()
         c, h, w = obs_shape
         layers: list[nn.Module] = []
@@ -102,10 +165,14 @@ class ImpalaEncoder(_ImageEncoder):
                 _ResidualBlock(out_c),
             ]
             c, h, w = out_c, (h + 1) // 2, (w + 1) // 2
+        self._stem = None  # the first conv is padded: explicit normalization
         self._convs = nn.Sequential(*layers, nn.ReLU(), nn.Flatten())
         self._head = nn.Linear(c * h * w, out_dim)
+        orthogonal_init(self)
+        self.to(memory_format=torch.channels_last)
         self.obs_shape = tuple(obs_shape)
         self.out_dim = out_dim
+        self.precision = _check_precision(precision)
 
 
 class StateEncoder(nn.Module):
@@ -123,12 +190,22 @@ class StateEncoder(nn.Module):
         return self._mlp(obs.float())
 
 
-def make_encoder(kind: str, obs_shape: Sequence[int], out_dim: int, **kwargs) -> nn.Module:
+def _check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown encoder precision {precision!r}; choose one of {PRECISIONS}")
+    return precision
+
+
+def make_encoder(
+    kind: str, obs_shape: Sequence[int], out_dim: int, precision: str = "fp32", **kwargs
+) -> nn.Module:
     """Encoder ``kind`` (see module docstring) for observations of shape ``obs_shape`` (no batch dims).
 
-    ``kwargs``: ``channels`` for ``small_cnn`` (4 counts) and ``impala`` (one per stage), ``hidden_dims``
-    for ``mlp``.
+    ``precision``: ``fp32`` or ``bf16`` (autocast) for the image encoders; state MLPs always run in
+    float32. ``kwargs``: ``channels`` for ``small_cnn`` (4 counts) and ``impala`` (one per stage),
+    ``hidden_dims`` for ``mlp``.
     """
+    _check_precision(precision)
     obs_shape = tuple(int(s) for s in obs_shape)
     if kind not in ENCODER_KINDS:
         raise ValueError(f"unknown encoder kind {kind!r}; choose one of {ENCODER_KINDS}")
@@ -139,7 +216,7 @@ def make_encoder(kind: str, obs_shape: Sequence[int], out_dim: int, **kwargs) ->
     if len(obs_shape) != 3:
         raise ValueError(f"encoder {kind!r} takes images [C, H, W], got observation shape {obs_shape}")
     if kind == "impala":
-        return ImpalaEncoder(obs_shape, out_dim, **kwargs)
+        return ImpalaEncoder(obs_shape, out_dim, precision=precision, **kwargs)
     spec = _CONV_SPECS[kind]
     if kind == "small_cnn" and "channels" in kwargs:
         channels = kwargs.pop("channels")
@@ -148,4 +225,4 @@ def make_encoder(kind: str, obs_shape: Sequence[int], out_dim: int, **kwargs) ->
         spec = tuple((c, k, s) for c, (_, k, s) in zip(channels, spec))
     if kwargs:
         raise ValueError(f"encoder {kind!r} takes no options {sorted(kwargs)}")
-    return ConvEncoder(obs_shape, out_dim, spec)
+    return ConvEncoder(obs_shape, out_dim, spec, precision=precision)

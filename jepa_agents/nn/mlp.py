@@ -51,5 +51,10 @@ class MLP(nn.Module):
         self.in_dim = in_dim
         self.out_dim = out_dim
 
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The last Linear (for custom initialization)."""
+        return self._net[-1]
+
     def forward(self, x: Tensor) -> Tensor:
         return self._net(x)

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from jepa_agents.nn import MLP, RandomShift, make_encoder
-from jepa_agents.regularizers import make_regularizer
+from jepa_agents.nn import MLP, EmbeddingNorm, RandomShift, make_encoder
+from jepa_agents.regularizers import SIGReg, make_regularizer
 from jepa_agents.world_models.config import WorldModelConfig
 
 
@@ -35,7 +35,10 @@ class LatentWorldModel(nn.Module, abc.ABC):
         self.action_dim = int(action_dim)
         self.discrete = bool(discrete)
         enc_kwargs = {"channels": tuple(cfg.encoder_channels)} if cfg.encoder_channels else {}
+        if len(self.obs_shape) == 3:
+            enc_kwargs["precision"] = cfg.precision
         self._encoder = make_encoder(cfg.encoder, self.obs_shape, cfg.latent_dim, **enc_kwargs)
+        self._norm = EmbeddingNorm(cfg.latent_dim) if cfg.embed_norm == "batch" else None
         pixels = len(self.obs_shape) == 3
         self._augment = RandomShift(cfg.augment_pad) if pixels and cfg.augment_pad > 0 else nn.Identity()
         self._target_encoder = None
@@ -49,16 +52,25 @@ class LatentWorldModel(nn.Module, abc.ABC):
         self._inverse_head = MLP(2 * d, hidden, a, "elu", True) if cfg.inverse_weight > 0 else None
 
     # ----------------------------------------------------------------------------------- encoding
-    def encode(self, obs: Tensor, augment: bool = False) -> Tensor:
-        """``obs [*, *obs_shape] -> z [*, D]``; random-shifts images first when ``augment`` and training."""
-        return self._encoder(self._augment(obs) if augment else obs)
+    def encode(self, obs: Tensor, augment: bool = False, running_stats: bool = False) -> Tensor:
+        """``obs [*, *obs_shape] -> z [*, D]``; random-shifts images first when ``augment`` and training.
+
+        With ``embed_norm=batch`` the output is batch-normalized over every leading dim (training mode:
+        the batch's statistics, which also update the running ones; eval mode or ``running_stats``: the
+        running statistics, so acting on one observation is deterministic given the state, and an
+        on-policy learner sees the same embedding when acting and when recomputing log-probabilities).
+        """
+        z = self._encoder(self._augment(obs) if augment else obs)
+        return z if self._norm is None else self._norm(z, running=running_stats)
 
     @torch.no_grad()
     def encode_target(self, obs: Tensor, augment: bool = False) -> Tensor:
-        """EMA target encoder (``target=ema`` only): ``obs [*, *obs_shape] -> z [*, D]``, no gradient."""
+        """EMA target encoder (``target=ema`` only): ``obs [*, *obs_shape] -> z [*, D]``, no gradient;
+        normalized with its own batch statistics when ``embed_norm=batch`` (running ones untouched)."""
         if self._target_encoder is None:
             raise RuntimeError(f"encode_target needs world_model.target='ema', got {self.cfg.target!r}")
-        return self._target_encoder(self._augment(obs) if augment else obs)
+        z = self._target_encoder(self._augment(obs) if augment else obs)
+        return z if self._norm is None else self._norm.batch_only(z)
 
     @torch.no_grad()
     def update_target(self, tau: float | None = None) -> None:
@@ -74,6 +86,17 @@ class LatentWorldModel(nn.Module, abc.ABC):
     def regularize(self, z: Tensor) -> Tensor:
         """The configured regularizer (SIGReg/VICReg/zero) of ``z [N, D]`` or ``[T, N, D]`` -> scalar."""
         return self._regularizer(z)
+
+    def regularizer_references(self, n: int) -> dict[str, Tensor]:
+        """SIGReg's reference values at batch size ``n`` (``{}`` for other regularizers): ``wm/reg_ref_gaussian``
+        (expected statistic of an isotropic Gaussian batch) and ``wm/reg_ref_collapsed`` (a batch at one
+        point, the value a scale-collapsed embedding gives)."""
+        if not isinstance(self._regularizer, SIGReg):
+            return {}
+        return {
+            "wm/reg_ref_gaussian": self._regularizer.gaussian_reference(),
+            "wm/reg_ref_collapsed": self._regularizer.collapsed_reference(n),
+        }
 
     # ------------------------------------------------------------------------------------ actions
     def action_input(self, actions: Tensor, lead: Sequence[int]) -> Tensor:

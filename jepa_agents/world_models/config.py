@@ -8,6 +8,8 @@ WORLD_MODELS = ("jepa", "seq_jepa", "none")
 TARGETS = ("online", "stopgrad", "ema")
 PRED_LOSSES = ("mse", "cosine")
 PREDICTORS = ("mlp", "residual")
+EMBED_NORMS = ("batch", "none")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -44,19 +46,26 @@ class WorldModelConfig:
     """Anti-collapse regularizer on the encoder outputs: ``sigreg|vicreg|none``."""
 
     reg_weight: float = 0.1
-    """Weight ``λ`` of the regularizer: ``loss = pred + λ·reg + heads``."""
+    """Weight ``λ`` of the regularizer: ``loss = pred + λ·reg + heads``. SIGReg's statistic is an
+    N-sample test (its departure from the Gaussian value ≈1.06 grows linearly with the batch ``N`` it
+    sees), so ``λ·N`` sets its strength against the element-mean prediction error: 0.1 at N = 64
+    sequences gives λ·N = 6.4, LeWorldModel's 0.09 at N = 128 gives 11.5. Scale λ by 1/N when changing
+    the batch to keep the balance."""
 
-    num_slices: int = 256
-    """SIGReg: random directions ``M`` per call."""
+    num_slices: int = 512
+    """SIGReg: random directions ``M`` per call (LeJEPA and LeWorldModel use 1,024; see
+    docs/world_model.md for the cost)."""
 
-    standardize: bool = False
-    """Standardize embeddings over the batch (``(z - mean_B) / std_B`` per dim; the same statistics for
-    predictions and targets, with gradients for ``target=online``) before the prediction error and the
-    regularizer. This removes the trivial scale-collapse direction, in which the prediction error falls
-    to 0 while SIGReg's gradients vanish (the Epps-Pulley statistic is flat as the scale goes to 0:
-    measured in pixel SAC runs, the raw SIGReg term stays on its collapsed plateau). With it SIGReg
-    acts (per-dim std ~1, statistic falling); off by default until it is shown not to slow learning
-    (one states run: 460 vs 855 return at 20k steps on torch/cartpole_swingup)."""
+    embed_norm: str = "batch"
+    """Normalization of the encoder output, what the predictor, the targets, the regularizer and the
+    agent see: ``batch`` (BatchNorm without affine parameters: per-dim zero mean and unit variance over
+    the training batch, running statistics when the model is in eval mode, as when acting) or ``none``
+    (the raw linear output). At PyTorch's default init the raw pixel embedding has per-dim std ≈ 0.003,
+    where the Epps-Pulley statistic is flat and SIGReg's gradient vanishes; see docs/world_model.md."""
+
+    precision: str = "bf16"
+    """Image encoder compute precision: ``fp32`` or ``bf16`` (autocast on CPU and CUDA; the embedding
+    is returned in float32). State encoders always run in float32."""
 
     regularize_predictions: bool = False
     """Also regularize the predicted embeddings (averaged with the encoder-output term)."""
@@ -99,6 +108,8 @@ class WorldModelConfig:
             "pred_loss": PRED_LOSSES,
             "predictor": PREDICTORS,
             "regularizer": ("sigreg", "vicreg", "none"),
+            "embed_norm": EMBED_NORMS,
+            "precision": PRECISIONS,
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from jepa_agents.nn import MLP
 from jepa_agents.world_models.base import LatentWorldModel
@@ -16,7 +16,10 @@ class JEPAWorldModel(LatentWorldModel):
     """``z = f(obs)``, ``z_{k+1} = P(z_k, a_k)``; see :class:`LatentWorldModel` for encoding and heads.
 
     ``P`` is an MLP on ``[z; a]`` (LayerNorm + ELU), used as ``z + MLP([z; a])`` when
-    ``cfg.predictor == "residual"``. The rollout is open-loop: predictions feed the next step.
+    ``cfg.predictor == "residual"``; its output layer starts at zero, so the residual predictor starts
+    as the identity ``P(z, a) = z`` (as LeWorldModel's AdaLN-zero blocks) and the first gradients
+    shape the dynamics rather than undo a random map. The rollout is open-loop: predictions feed the
+    next step.
     """
 
     def __init__(self, cfg: WorldModelConfig, obs_shape: Sequence[int], action_dim: int, discrete: bool):
@@ -24,6 +27,10 @@ class JEPAWorldModel(LatentWorldModel):
         d = cfg.latent_dim
         self._predictor = MLP(d + self.action_dim, cfg.predictor_hidden, d, "elu", layer_norm=True)
         self._residual = cfg.predictor == "residual"
+        if self._residual:
+            out = self._predictor.output_layer
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
 
     def predict(self, z: Tensor, actions: Tensor) -> Tensor:
         """One step: ``z [B, D]``, actions ``[B, A]`` (or ``[B]`` indices) -> ``z_next [B, D]``."""
