@@ -20,6 +20,7 @@ BENCHMARKS = {
     "torch-envs": ["bench_torch_envs.py"],
     "world-model": ["bench_world_model.py"],
     "ppo-cartpole": ["bench_ppo_cartpole.py"],
+    "update": ["bench_update.py"],
 }
 
 
@@ -55,8 +56,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             continue
         if len(configs) > 1:
             print(f"[multirun {i + 1}/{len(configs)}] {' '.join(jobs[i])}", file=sys.stderr)
-        run_dir = train(cfg)
-        print(f"run directory: {run_dir}")
+        train(cfg)
     return 0
 
 

@@ -1,25 +1,30 @@
-"""Offline representation benchmark for the JEPA world model on pixel cartpole swing-up.
+"""Offline representation benchmark for the JEPA world model on pixel cartpole (64x64, 3 stacked frames).
 
-1. Collect a fixed dataset of 64x64 pixel transitions with a random policy (held-out test episodes).
-2. Train one world model per method on it (same data, seed, encoder and update count):
-   ``sigreg`` (online targets, SIGReg, no EMA), ``ema_cosine`` (EMA target + cosine, SPR-style),
-   ``vicreg`` (online targets, VICReg), ``none`` (online targets, no regularizer) and ``random``
-   (untrained, frozen encoder).
-3. Fit a ridge probe from the frozen embedding of a frame stack to the true state
-   ``[x, cos θ, sin θ, ẋ, θ̇]`` on train episodes; report R² on held-out episodes, effective rank,
-   SIGReg statistic, wall time per update, and SIGReg's share of an update at N=256, D=256, M=256.
+1. Collect a fixed dataset with broad state coverage: episodes of the torch-native cart-pole started
+   from uniformly random states (cart position, pole angle over the full circle, velocities) and driven
+   by random actions, so the probe sees every pole angle, not a mostly hanging pole; held-out episodes
+   for testing.
+2. Train one world model per method and seed on it (same data, encoder and update count):
+   ``sigreg`` (online targets, SIGReg, no EMA, no stop-gradient: the default), ``ema_cosine`` (EMA
+   target + cosine, SPR-style), ``vicreg`` (online targets, VICReg), ``none`` (online targets, no
+   regularizer) and ``random`` (untrained, frozen encoder).
+3. Fit a ridge probe from the frozen embedding (eval-mode statistics) to the true state
+   ``[x, cos θ, sin θ, ẋ, θ̇]`` on train episodes; report R² on held-out episodes (all, position,
+   velocity), effective rank and SIGReg statistic of the held-out embeddings, and seconds per update.
 
-Data come from ``envs.make("torch/cartpole_swingup")`` when available, else from dm_control rendered
-with ``MUJOCO_GL=egl``. Example (about 10 minutes on 2 CPU cores)::
+Writes one row per method and seed to ``--csv`` (``method,seed,updates,probe_r2,effective_rank,
+sigreg_stat,s_per_update``) and everything to ``--out`` (JSON). The README's run::
 
-    python scripts/bench_world_model.py --frames 3000 --updates 300 --out /tmp/bench_world_model.json
+    python scripts/bench_world_model.py --seeds 0 1 2 --updates 3000 \
+        --csv docs/results/world_model_probe.csv --out /tmp/bench_world_model.json
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
-import os
+import math
 import platform
 import time
 from dataclasses import replace
@@ -28,7 +33,6 @@ import numpy as np
 import torch
 
 from jepa_agents.losses import jepa_loss
-from jepa_agents.regularizers import SIGReg
 from jepa_agents.world_models import JEPAWorldModel, WorldModelConfig
 from jepa_agents.world_models.diagnostics import effective_rank, sigreg_statistic
 
@@ -36,57 +40,31 @@ METHODS = ("sigreg", "ema_cosine", "vicreg", "none", "random")
 
 
 # ------------------------------------------------------------------------------------------ data
-def _collect_torch_env(episodes: int, length: int, seed: int, action_repeat: int) -> dict[str, np.ndarray]:
-    import envs
+def collect(episodes: int, length: int, seed: int, action_repeat: int) -> dict[str, torch.Tensor]:
+    """Random-action episodes of the cart-pole physics from uniformly random start states:
+    frames uint8 ``[E, T+1, 3, 64, 64]``, states ``[E, T+1, 5]`` (dm_control's observation), actions
+    ``[E, T, 1]``. Start: ``x ~ U(-1.5, 1.5)``, ``θ ~ U(-π, π)``, ``ẋ ~ N(0, 1)``, ``θ̇ ~ N(0, 2²)``."""
+    from envs.torch_control import cartpole
 
-    env = envs.make(
-        "torch/cartpole_swingup", num_envs=episodes, seed=seed, device="cpu", action_repeat=action_repeat
-    )
-    td = env.reset()
-    frames, states, actions = [td["pixels"]], [td["state"]], []
+    gen = torch.Generator().manual_seed(seed)
+    cpu = torch.device("cpu")
+    u = torch.rand(episodes, 2, generator=gen) * 2 - 1
+    vel = torch.randn(episodes, 2, generator=gen) * torch.tensor([1.0, 2.0])
+    physics = torch.cat((u * torch.tensor([1.5, math.pi]), vel, torch.zeros(episodes, 1)), -1)  # [E, 5]
+    scene = cartpole.Scene("cartpole_swingup", 64, cpu)
+    frames, states, actions = [scene(physics)], [cartpole.state(physics, "cartpole_swingup")], []
     for _ in range(length):
-        td["action"] = torch.rand(episodes, 1) * 2 - 1
-        actions.append(td["action"])
-        td = env.step(td)["next"]
-        frames.append(td["pixels"])
-        states.append(td["state"])
+        action = torch.rand(episodes, 1, generator=gen) * 2 - 1
+        for _ in range(action_repeat):
+            physics = cartpole.advance(physics, action)
+        actions.append(action)
+        frames.append(scene(physics))
+        states.append(cartpole.state(physics, "cartpole_swingup"))
     return {
-        "frames": torch.stack(frames, 1).numpy(),  # [E, T+1, 3, 64, 64]
-        "states": torch.stack(states, 1).float().numpy(),  # [E, T+1, 5]
-        "actions": torch.stack(actions, 1).float().numpy(),  # [E, T, 1]
+        "frames": torch.stack(frames, 1),  # [E, T+1, 3, 64, 64]
+        "states": torch.stack(states, 1).float(),  # [E, T+1, 5]
+        "actions": torch.stack(actions, 1).float(),  # [E, T, 1]
     }
-
-
-def _collect_dm_control(episodes: int, length: int, seed: int, action_repeat: int) -> dict[str, np.ndarray]:
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    from dm_control import suite
-
-    rng = np.random.default_rng(seed)
-    frames = np.zeros((episodes, length + 1, 3, 64, 64), np.uint8)
-    states = np.zeros((episodes, length + 1, 5), np.float32)
-    actions = rng.uniform(-1, 1, (episodes, length, 1)).astype(np.float32)
-    for e in range(episodes):
-        env = suite.load("cartpole", "swingup", task_kwargs={"random": seed + e})
-        ts = env.reset()
-        for t in range(length + 1):
-            frames[e, t] = env.physics.render(64, 64, camera_id=0).transpose(2, 0, 1)
-            states[e, t] = np.concatenate([ts.observation["position"], ts.observation["velocity"]])
-            if t < length:
-                for _ in range(action_repeat):
-                    ts = env.step(actions[e, t])
-    return {"frames": frames, "states": states, "actions": actions}
-
-
-def collect(source: str, episodes: int, length: int, seed: int, action_repeat: int) -> tuple[dict, str]:
-    """Random-policy episodes: frames uint8 ``[E, T+1, 3, 64, 64]``, states ``[E, T+1, 5]``, actions."""
-    if source in ("auto", "torch"):
-        try:
-            return _collect_torch_env(episodes, length, seed, action_repeat), "torch/cartpole_swingup"
-        except Exception as err:  # the torch-native env is optional here
-            if source == "torch":
-                raise
-            print(f"torch/cartpole_swingup unavailable ({type(err).__name__}: {err}); using dm_control")
-    return _collect_dm_control(episodes, length, seed, action_repeat), "dm_control cartpole-swingup"
 
 
 def stack_frames(frames: torch.Tensor, stack: int) -> torch.Tensor:
@@ -98,6 +76,7 @@ def stack_frames(frames: torch.Tensor, stack: int) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------- training
 def method_config(method: str, base: WorldModelConfig, reg_weight: float) -> WorldModelConfig:
+    """``base`` is the shipped default (SIGReg); the other methods differ only where named."""
     variants = {
         "sigreg": dict(target="online", regularizer="sigreg", pred_loss="mse", reg_weight=reg_weight),
         "ema_cosine": dict(target="ema", regularizer="none", pred_loss="cosine"),
@@ -110,7 +89,7 @@ def method_config(method: str, base: WorldModelConfig, reg_weight: float) -> Wor
 
 def train(model: JEPAWorldModel, obs: torch.Tensor, actions: torch.Tensor, args) -> tuple[float, dict]:
     """Adam on ``jepa_loss`` over random windows of K+1 steps; returns (seconds per update, last metrics)."""
-    gen = torch.Generator().manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.train_seed)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     episodes, steps = actions.shape[:2]
     k = args.horizon
@@ -171,114 +150,117 @@ def ridge_r2(x_tr, y_tr, x_te, y_te, alphas=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
     return r2(y_te, predict(fit(x_tr, y_tr, best), x_te)).numpy()
 
 
-# ------------------------------------------------------------------------------------ SIGReg cost
-def sigreg_share(base: WorldModelConfig, obs: torch.Tensor, actions: torch.Tensor, args) -> dict[str, float]:
-    """SIGReg forward+backward vs a full SIGReg world-model update at B=64, K=3 (N=256 rows), D=256, M=256."""
-    cfg = replace(method_config("sigreg", base, args.reg_weight), latent_dim=256, num_slices=256)
+# ------------------------------------------------------------------------------------------ main
+CSV_COLUMNS = ("method", "seed", "updates", "probe_r2", "effective_rank", "sigreg_stat", "s_per_update")
+
+
+def run_one(method: str, seed: int, base: WorldModelConfig, data: dict, n_test: int, args) -> dict:
+    """Train (unless ``random``) and probe one method with one seed; the result row."""
+    obs, states, actions = data["obs"], data["states"], data["actions"]
+    torch.manual_seed(seed)
+    cfg = method_config(method, base, args.reg_weight)
     model = JEPAWorldModel(cfg, tuple(obs.shape[2:]), action_dim=1, discrete=False)
-    timing = argparse.Namespace(**{**vars(args), "updates": 7, "batch": 64, "horizon": 3})
-    update_seconds, _ = train(model, obs, actions, timing)  # mean of the last 2 updates
-    reg = SIGReg(num_slices=256)
-    z = torch.randn(4, 64, 256, requires_grad=True)  # [K+1, B, D] as in jepa_loss
-    for _ in range(3):
-        reg(z).backward()
-    reps = 20
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        reg(z).backward()
-    seconds = (time.perf_counter() - t0) / reps
+    t_start = time.perf_counter()
+    run_args = argparse.Namespace(**{**vars(args), "train_seed": seed})
+    per_update, metrics = (
+        (float("nan"), {}) if method == "random" else train(model, obs[n_test:], actions[n_test:], run_args)
+    )
+    z_tr, z_te = embed(model, obs[n_test:]).double(), embed(model, obs[:n_test]).double()
+    r2 = ridge_r2(z_tr, states[n_test:].reshape(-1, 5), z_te, states[:n_test].reshape(-1, 5))
     return {
-        "update_seconds": update_seconds,
-        "sigreg_seconds": seconds,
-        "share_of_update": seconds / update_seconds,
+        "method": method,
+        "seed": seed,
+        "updates": 0 if method == "random" else args.updates,
+        "probe_r2": float(r2.mean()),
+        "probe_r2_position": float(r2[:3].mean()),
+        "probe_r2_velocity": float(r2[3:].mean()),
+        "effective_rank": float(effective_rank(z_te.float())),
+        "sigreg_stat": float(sigreg_statistic(z_te.float())),
+        "s_per_update": per_update,
+        "pred_loss": metrics.get("wm/pred_loss", float("nan")),
+        "total_seconds": time.perf_counter() - t_start,
     }
 
 
-# ------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", choices=("auto", "torch", "dm_control"), default="auto")
-    parser.add_argument("--frames", type=int, default=3000, help="rendered frames in total")
-    parser.add_argument("--episode-length", type=int, default=100)
+    parser.add_argument("--episodes", type=int, default=200, help="episodes from random start states")
+    parser.add_argument("--episode-length", type=int, default=30, help="agent steps per episode")
     parser.add_argument("--action-repeat", type=int, default=4)
     parser.add_argument("--frame-stack", type=int, default=3)
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--updates", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--horizon", type=int, default=3)
-    parser.add_argument("--latent-dim", type=int, default=256)
-    parser.add_argument("--num-slices", type=int, default=256)
-    parser.add_argument("--reg-weight", type=float, default=0.1, help="SIGReg λ")
-    parser.add_argument("--channels", type=int, nargs=4, default=(16, 32, 64, 128))
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--updates", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=64, help="sequences per update")
+    parser.add_argument("--reg-weight", type=float, default=None, help="SIGReg λ (default: the preset's)")
+    parser.add_argument("--lr", type=float, default=3e-4, help="Adam lr (the SAC learner's lr_encoder)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data-seed", type=int, default=12345)
+    parser.add_argument("--csv", default=None, help="write the per-seed rows here")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    t0 = time.perf_counter()
-    episodes = max(2, args.frames // (args.episode_length + 1))
-    data, source = collect(args.source, episodes, args.episode_length, args.seed, args.action_repeat)
-    collect_seconds = time.perf_counter() - t0
-    obs = stack_frames(torch.as_tensor(data["frames"]), args.frame_stack)  # [E, T+1, 3·stack, 64, 64]
-    states = torch.as_tensor(data["states"]).double()
-    actions = torch.as_tensor(data["actions"])
-    n_test = max(1, int(round(args.test_fraction * episodes)))
-    train_obs, test_obs = obs[n_test:], obs[:n_test]
-    train_act = actions[n_test:]
-    print(
-        f"collected {episodes} episodes x {args.episode_length + 1} frames from {source} "
-        f"in {collect_seconds:.0f}s; {n_test} held-out episodes"
-    )
+    from omegaconf import OmegaConf
 
-    base = WorldModelConfig(
-        latent_dim=args.latent_dim,
-        encoder="small_cnn",
-        encoder_channels=list(args.channels),
-        horizon=args.horizon,
-        predictor_hidden=[512],
-        num_slices=args.num_slices,
+    preset = OmegaConf.to_container(OmegaConf.load("configs/world_model/jepa_sigreg.yaml"))
+    base = WorldModelConfig(**preset)  # the shipped default world model
+    args.horizon = base.horizon
+    if args.reg_weight is None:
+        args.reg_weight = base.reg_weight
+
+    t0 = time.perf_counter()
+    raw = collect(args.episodes, args.episode_length, args.data_seed, args.action_repeat)
+    data = {
+        "obs": stack_frames(raw["frames"], args.frame_stack),  # [E, T+1, 3·stack, 64, 64]
+        "states": raw["states"].double(),
+        "actions": raw["actions"],
+    }
+    collect_seconds = time.perf_counter() - t0
+    n_test = max(1, int(round(args.test_fraction * args.episodes)))
+    print(
+        f"collected {args.episodes} episodes x {args.episode_length + 1} frames from random start states "
+        f"in {collect_seconds:.0f}s; {n_test} held-out episodes; default world model {preset}",
+        flush=True,
     )
     rows = []
+    for seed in args.seeds:
+        for method in args.methods:
+            row = run_one(method, seed, base, data, n_test, args)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if args.csv:  # rewritten after every row, so a cut run keeps what it finished
+                with open(args.csv, "w", newline="") as f:
+                    writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+                    writer.writeheader()
+                    writer.writerows(rows)
+    summary = {}
     for method in args.methods:
-        torch.manual_seed(args.seed)
-        cfg = method_config(method, base, args.reg_weight)
-        model = JEPAWorldModel(cfg, tuple(obs.shape[2:]), action_dim=1, discrete=False)
-        t_start = time.perf_counter()
-        per_update, metrics = (
-            (float("nan"), {}) if method == "random" else train(model, train_obs, train_act, args)
-        )
-        z_tr, z_te = embed(model, train_obs).double(), embed(model, test_obs).double()
-        r2 = ridge_r2(z_tr, states[n_test:].reshape(-1, 5), z_te, states[:n_test].reshape(-1, 5))
-        row = {
-            "method": method,
-            "probe_r2": float(r2.mean()),
-            "probe_r2_position": float(r2[:3].mean()),
-            "probe_r2_velocity": float(r2[3:].mean()),
-            "effective_rank": float(effective_rank(z_te.float())),
-            "sigreg_stat": float(sigreg_statistic(z_te.float())),
-            "seconds_per_update": per_update,
-            "pred_loss": metrics.get("wm/pred_loss", float("nan")),
-            "total_seconds": time.perf_counter() - t_start,
+        vals = np.array([r["probe_r2"] for r in rows if r["method"] == method])
+        ranks = np.array([r["effective_rank"] for r in rows if r["method"] == method])
+        summary[method] = {
+            "probe_r2_mean": float(vals.mean()),
+            "probe_r2_min": float(vals.min()),
+            "probe_r2_max": float(vals.max()),
+            "effective_rank_mean": float(ranks.mean()),
         }
-        rows.append(row)
-        print(json.dumps(row))
-
-    share = sigreg_share(base, train_obs, train_act, args)
+        print(
+            f"{method:>10}: probe R² {vals.mean():.3f} [{vals.min():.3f}, {vals.max():.3f}], "
+            f"effective rank {ranks.mean():.1f} (D = {base.latent_dim})"
+        )
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "cpu": _cpu_model(),
         "threads": args.threads,
-        "source": source,
         "args": vars(args),
+        "world_model": preset,
         "collect_seconds": collect_seconds,
         "rows": rows,
-        "sigreg_cost": share,
+        "summary": summary,
         "total_seconds": time.perf_counter() - t0,
     }
-    print(json.dumps({"sigreg_cost": share, "total_seconds": result["total_seconds"]}))
+    print(json.dumps({"total_seconds": result["total_seconds"]}))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)

@@ -62,6 +62,10 @@ class EvalConfig:
 
     every: int = 5_000
     """Evaluate every so many environment steps (and at the end); 0 disables periodic evaluation."""
+    at_start: bool = True
+    """Also evaluate before training starts (step 0: the untrained policy, ``eval/return``) and log a
+    uniformly random policy's return on the same episodes (``eval/random_return``), the two baselines a
+    learning curve is read against."""
     episodes: int = 4
     """Episodes per evaluation."""
     video: bool = True

@@ -11,10 +11,10 @@ class RandomShift(nn.Module):
 
     ``x`` ``[*, C, H, W]`` (any dtype, uint8 included) -> same shape and dtype. Replicate padding followed
     by a crop at offset ``(dy, dx)`` reads pixel ``(clamp(i + dy, 0, H-1), clamp(j + dx, 0, W-1))`` of the
-    original image, so the shift is two batched ``gather``s with clamped indices in the input's own dtype:
-    values are copied exactly (no interpolation, no float copy of a uint8 batch). Identity in eval mode or
-    with ``pad = 0``. Uses the global torch RNG on ``x``'s device.
-    """
+    original image, so the shift is one batched ``gather`` over the flattened ``H·W`` pixels with clamped
+    indices, in the input's own dtype: values are copied exactly (no interpolation, no float copy of a
+    uint8 batch). Identity in eval mode or with ``pad = 0``. Uses the global torch RNG on ``x``'s device.
+    """ """
 
     def __init__(self, pad: int = 4):
         super().__init__()
@@ -33,6 +33,6 @@ class RandomShift(nn.Module):
         shift = torch.randint(0, 2 * p + 1, (b, 2), device=x.device) - p  # [B, 2] offsets in [-p, p]
         rows = (shift[:, :1] + torch.arange(h, device=x.device)).clamp_(0, h - 1)  # [B, H]
         cols = (shift[:, 1:] + torch.arange(w, device=x.device)).clamp_(0, w - 1)  # [B, W]
-        out = imgs.gather(2, rows[:, None, :, None].expand(b, c, h, w))  # [B, C, H, W]
-        out = out.gather(3, cols[:, None, None, :].expand(b, c, h, w))  # [B, C, H, W]
+        index = (rows[:, :, None] * w + cols[:, None, :]).reshape(b, 1, h * w)  # [B, 1, H·W]
+        out = imgs.reshape(b, c, h * w).gather(2, index.expand(b, c, h * w))  # [B, C, H·W]
         return out.reshape(*lead, c, h, w)

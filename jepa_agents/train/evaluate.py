@@ -50,6 +50,16 @@ def evaluate(agent, env, episodes: int, seed: int, record: bool = False) -> tupl
     return metrics, frames
 
 
+class RandomPolicy:
+    """Uniformly random actions from an env's action spec: ``act(obs, eval_mode) -> action``."""
+
+    def __init__(self, action_spec):
+        self.action_spec = action_spec
+
+    def act(self, obs, eval_mode: bool) -> torch.Tensor:
+        return self.action_spec.rand()
+
+
 def _rgb(pixels: torch.Tensor) -> np.ndarray:
     """Newest frame of a stacked uint8 observation ``[C, H, W]`` as ``[H, W, 3]``."""
     c = pixels.shape[0]

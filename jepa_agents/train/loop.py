@@ -21,7 +21,7 @@ import envs
 from jepa_agents.config.load import config_hash
 from jepa_agents.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from jepa_agents.train.device import configure_threads, resolve_device
-from jepa_agents.train.evaluate import evaluate, save_gif
+from jepa_agents.train.evaluate import RandomPolicy, evaluate, save_gif
 from jepa_agents.train.logger import Logger
 from jepa_agents.train.rng import rng_state, seed_everything, set_rng_state
 from jepa_agents.train.run_dir import prepare_run_dir
@@ -82,6 +82,8 @@ class Trainer:
         self.td = None
         self.running_return = torch.zeros(self.env.batch_size[0], device=device)
         self.last_eval = float("nan")
+        self.first_eval = float("nan")  # the untrained policy's return (eval.at_start), this session
+        self.random_return = float("nan")
         resume_step = self._restore() if cfg.resume else None
         self.logger = Logger(
             run_dir, tensorboard=cfg.logging.tensorboard, csv_file=cfg.logging.csv, resume_step=resume_step
@@ -167,6 +169,9 @@ class Trainer:
             self.td = self.env.reset()
         bar = self._progress_bar()
         try:
+            if self.cfg.eval.at_start and self.counters.env_steps == 0 and self.counters.evals == 0:
+                self.logger.log({**self._evaluate(), **self._random_baseline()}, 0)
+                self.first_eval = self.last_eval
             self._train(bar)
             self._finish()
         finally:
@@ -174,6 +179,19 @@ class Trainer:
             self.logger.close()
         self._plot()
         return self.run_dir
+
+    def _random_baseline(self) -> dict[str, float]:
+        """``eval/random_return``: a uniformly random policy on the first evaluation's episodes."""
+        saved = rng_state()
+        metrics, _ = evaluate(
+            RandomPolicy(self.eval_env.action_spec),
+            self.eval_env,
+            self.cfg.eval.episodes,
+            seed=self.cfg.seed + EVAL_SEED_OFFSET,
+        )
+        set_rng_state(saved)
+        self.random_return = metrics["eval/return"]
+        return {"eval/random_return": self.random_return}
 
     def _train(self, bar: tqdm) -> None:
         """The collect/update schedule of a learner family, until the step budget is spent."""
@@ -256,6 +274,8 @@ class OffPolicyTrainer(Trainer):
             c.agent_steps += n
             episode_metrics = self._track_episodes(step_td)
             if c.env_steps > cfg.train.seed_env_steps:
+                if updates == 0:  # the rates count from the first update, not over the seed phase
+                    t_last, steps_last = time.perf_counter(), before
                 try:
                     train_metrics = self.agent.update(self.replay, c.env_steps)
                 except FloatingPointError as err:
@@ -280,8 +300,27 @@ def train(cfg: DictConfig) -> Path:
     device = resolve_device(cfg.device)
     configure_threads(cfg.num_threads, cfg.deterministic)
     run_dir = prepare_run_dir(cfg)
+    print(f"run directory: {run_dir}", flush=True)
+    start = time.perf_counter()
     if cfg.agent.name in ON_POLICY_AGENTS:
         from jepa_agents.train.on_policy import OnPolicyTrainer
 
-        return OnPolicyTrainer(cfg, run_dir, device).run()
-    return OffPolicyTrainer(cfg, run_dir, device).run()
+        trainer: Trainer = OnPolicyTrainer(cfg, run_dir, device)
+    else:
+        trainer = OffPolicyTrainer(cfg, run_dir, device)
+    trainer.run()
+    _print_summary(trainer, time.perf_counter() - start)
+    return run_dir
+
+
+def _print_summary(trainer: Trainer, wall_s: float) -> None:
+    """What a run ends with on stdout: wall time, first and final evaluation, the random baseline."""
+    c = trainer.counters
+    line = f"finished {c.env_steps} env steps in {wall_s / 60:.1f} min ({wall_s:.0f} s)"
+    if trainer.first_eval == trainer.first_eval:  # not NaN: this session evaluated at step 0
+        line += f"; eval return {trainer.first_eval:.1f} untrained -> {trainer.last_eval:.1f} final"
+        line += f"; uniformly random policy {trainer.random_return:.1f}"
+    else:
+        line += f"; final eval return {trainer.last_eval:.1f}"
+    print(line)
+    print(f"learning curve: {trainer.run_dir / 'curve.png'}")

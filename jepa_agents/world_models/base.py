@@ -88,9 +88,9 @@ class LatentWorldModel(nn.Module, abc.ABC):
         return self._regularizer(z)
 
     def regularizer_references(self, n: int) -> dict[str, Tensor]:
-        """SIGReg's reference values at batch size ``n`` (``{}`` for other regularizers): ``wm/reg_ref_gaussian``
-        (expected statistic of an isotropic Gaussian batch) and ``wm/reg_ref_collapsed`` (a batch at one
-        point, the value a scale-collapsed embedding gives)."""
+        """SIGReg's reference values at batch size ``n`` (``{}`` for other regularizers):
+        ``wm/reg_ref_gaussian`` (expected statistic of an isotropic Gaussian batch) and
+        ``wm/reg_ref_collapsed`` (a batch at one point, the value a scale-collapsed embedding gives)."""
         if not isinstance(self._regularizer, SIGReg):
             return {}
         return {

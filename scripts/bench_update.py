@@ -1,0 +1,168 @@
+"""Throughput of the default pixel learner: gradient updates/s and env steps/s of the training loop,
+the current fast path against the pre-change path, side by side in one process on the same replay.
+
+Variants (all the default config of ``jepa-agents train``: SAC + JEPA/SIGReg from 64x64 pixels of
+``torch/cartpole_swingup``, batch and sizes as configured):
+
+* ``legacy``: the path before the fast-path change: float32, random shift by replicate-padding a float
+  copy of the uint8 batch, 1/255 scaling as a separate pass, NCHW layout, and slices of
+  ``max(K, n) + 1`` rows all encoded with gradients (truncated n-step returns);
+* ``fp32``: the current path in float32 (uint8 clamped-gather shift, scaling folded into the first
+  convolution, ``channels_last``, slices of ``K + n`` rows, bootstrap-only rows encoded without
+  gradients, so every transition gets its full n-step return);
+* ``bf16``: the same under bf16 autocast (``world_model.precision=bf16``, the default).
+
+Each repeat times ``--updates`` updates of every variant in turn (after a warm-up), then ``--loop-steps``
+iterations of the training loop's collect -> update cycle; the median over repeats and the ratios to
+``legacy`` are printed. Example (one thread, as the README quotes it)::
+
+    jepa-agents bench update -- --threads 1 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+import types
+
+import torch
+import torch.nn.functional as F
+
+from jepa_agents.agents import make_agent
+from jepa_agents.config.load import compose
+from jepa_agents.data.replay import make_replay
+from jepa_agents.train.loop import make_env
+
+
+def _legacy_shift(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The pre-change random shift: replicate-pad a float copy, cast back, two gathers."""
+    if not module.training or module.pad == 0:
+        return x
+    lead, (c, h, w) = x.shape[:-3], x.shape[-3:]
+    imgs = x.reshape(-1, c, h, w)
+    b, p = imgs.shape[0], module.pad
+    padded = F.pad(imgs.float(), (p, p, p, p), mode="replicate").to(x.dtype)
+    shift = torch.randint(0, 2 * p + 1, (b, 2), device=x.device)
+    rows = shift[:, :1] + torch.arange(h, device=x.device)
+    cols = shift[:, 1:] + torch.arange(w, device=x.device)
+    out = padded.gather(2, rows[:, None, :, None].expand(b, c, h, w + 2 * p))
+    out = out.gather(3, cols[:, None, None, :].expand(b, c, h, w))
+    return out.reshape(*lead, c, h, w)
+
+
+def make_variant(base, name: str):
+    """A deep copy of agent ``base`` switched to variant ``name`` (see the module docstring)."""
+    agent = copy.deepcopy(base)
+    model = agent.nets.model
+    encoder = model._encoder
+    if name == "legacy":
+        encoder.precision = "fp32"
+        encoder.to(memory_format=torch.contiguous_format)
+        encoder.forward = types.MethodType(_legacy_encode, encoder)
+        model._augment.forward = types.MethodType(_legacy_shift, model._augment)
+        agent.seq_len = max(agent.horizon, agent.cfg.n_step) + 1
+    else:
+        encoder.precision = name
+    return agent
+
+
+def _legacy_encode(encoder, obs: torch.Tensor) -> torch.Tensor:
+    """The pre-change encoder forward: float32 cast, /255 and -0.5 as separate passes, NCHW."""
+    lead = obs.shape[:-3]
+    x = obs.reshape(-1, *obs.shape[-3:]).float() / 255.0 - 0.5
+    h = F.conv2d(x, encoder._stem.weight, encoder._stem.bias, encoder._stem.stride)
+    return encoder._head(encoder._convs(h)).reshape(*lead, encoder.out_dim)
+
+
+def time_updates(agent, replay, updates: int) -> float:
+    """Updates per second over ``updates`` single updates (``_update_once``, diagnostics off)."""
+    t0 = time.perf_counter()
+    for _ in range(updates):
+        agent._update_once(replay, diagnostics=False)
+    return updates / (time.perf_counter() - t0)
+
+
+def time_loop(agent, env, replay, steps: int, step0: int) -> float:
+    """Env steps per second of the training loop's cycle: act, step, store, update (utd as configured)."""
+    td = env.reset()
+    n, repeat = env.batch_size[0], getattr(env, "action_repeat", 1)
+    step = step0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        td["action"] = agent.act(td, eval_mode=False)
+        step_td, td = env.step_and_maybe_reset(td)
+        replay.add(step_td)
+        step += n * repeat
+        agent.update(replay, step)
+    return steps * n * repeat / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--updates", type=int, default=20, help="timed updates per variant and repeat")
+    parser.add_argument("--loop-steps", type=int, default=20, help="timed loop iterations per variant")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed-steps", type=int, default=300, help="random agent steps to fill the replay")
+    parser.add_argument("--variants", nargs="+", default=["legacy", "fp32", "bf16"])
+    parser.add_argument("overrides", nargs="*", help="config overrides of `jepa-agents train`")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = compose(list(args.overrides))
+    device = torch.device("cpu")
+    env = make_env(cfg.env, cfg.env.num_envs, cfg.seed, device)
+    base = make_agent(cfg, env, device)
+    replay = make_replay(cfg, env, device)
+    td = env.reset()
+    for _ in range(args.seed_steps):
+        td["action"] = env.action_spec.rand()
+        step_td, td = env.step_and_maybe_reset(td)
+        replay.add(step_td)
+    agents = {name: make_variant(base, name) for name in args.variants}
+    step0 = args.seed_steps * env.batch_size[0] * getattr(env, "action_repeat", 1)
+    results = {n: {"updates_per_s": [], "env_steps_per_s": []} for n in agents}
+    for agent in agents.values():  # warm-up
+        time_updates(agent, replay, 3)
+    for r in range(args.repeats):
+        for name, agent in agents.items():
+            results[name]["updates_per_s"].append(time_updates(agent, replay, args.updates))
+        for name, agent in agents.items():
+            results[name]["env_steps_per_s"].append(time_loop(agent, env, replay, args.loop_steps, step0))
+        print(
+            f"repeat {r + 1}: "
+            + ", ".join(
+                f"{n} {v['updates_per_s'][-1]:.2f} upd/s {v['env_steps_per_s'][-1]:.1f} steps/s"
+                for n, v in results.items()
+            ),
+            flush=True,
+        )
+    ref = "legacy" if "legacy" in results else next(iter(results))
+    summary = {}
+    for name, v in results.items():
+        upd, steps = statistics.median(v["updates_per_s"]), statistics.median(v["env_steps_per_s"])
+        summary[name] = {"updates_per_s": upd, "env_steps_per_s": steps}
+    for name, v in summary.items():
+        v["updates_ratio"] = v["updates_per_s"] / summary[ref]["updates_per_s"]
+        v["env_steps_ratio"] = v["env_steps_per_s"] / summary[ref]["env_steps_per_s"]
+        print(
+            f"{name:>7}: {v['updates_per_s']:.2f} updates/s ({v['updates_ratio']:.2f}x {ref}), "
+            f"{v['env_steps_per_s']:.1f} env steps/s ({v['env_steps_ratio']:.2f}x {ref})"
+        )
+    out = {
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": args.threads,
+        "batch": cfg.agent.batch_size,
+        "env": cfg.env.name,
+        "repeats": args.repeats,
+        "summary": summary,
+    }
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
