@@ -14,7 +14,7 @@ class RandomShift(nn.Module):
     original image, so the shift is one batched ``gather`` over the flattened ``H·W`` pixels with clamped
     indices, in the input's own dtype: values are copied exactly (no interpolation, no float copy of a
     uint8 batch). Identity in eval mode or with ``pad = 0``. Uses the global torch RNG on ``x``'s device.
-    """ """
+    """
 
     def __init__(self, pad: int = 4):
         super().__init__()
