@@ -5,6 +5,6 @@ environment; ``envs.list_envs()`` lists the names; ``envs.relabel(name, physics)
 from stored physics states (for offline datasets).
 """
 
-from envs.registry import list_envs, make, relabel
+from envs.registry import default_action_repeat, list_envs, make, relabel
 
-__all__ = ["list_envs", "make", "relabel"]
+__all__ = ["default_action_repeat", "list_envs", "make", "relabel"]

@@ -61,6 +61,11 @@ PROTOCOLS: dict[str, dict] = {
 }  # fmt: skip
 
 
+def default_action_repeat(task: str) -> int:
+    """Frameskip of the default protocol (``atari100k``: 4) for every game."""
+    return int(PROTOCOLS["atari100k"]["action_repeat"])
+
+
 def make(
     task: str,
     num_envs: int,

@@ -86,6 +86,13 @@ def make(name: str, num_envs: int = 1, seed: int = 0, device: str | torch.device
     return module.make(task, num_envs=num_envs, seed=seed, device=torch.device(device), **options)
 
 
+def default_action_repeat(name: str) -> int:
+    """The action repeat a training config uses for ``name`` when it does not set one (per domain, as
+    in the PlaNet/DrQ benchmark for DMC; the protocol's frameskip for Atari)."""
+    module, task = _family(name)
+    return int(module.default_action_repeat(task))
+
+
 def relabel(name: str, physics: torch.Tensor, task: str | None = None) -> torch.Tensor:
     """Rewards of ``task`` (default: the env's own task) for physics states ``[..., P]`` -> ``[...]``."""
     module, env_task = _family(name)

@@ -34,7 +34,8 @@ def _groups_help() -> str:
         "",
         "examples:",
         "  jepa-agents train                                   # SAC+JEPA on torch/cartpole_swingup (pixels)",
-        "  jepa-agents train env=dmc/cartpole_swingup agent.lr=3e-4 seed=1",
+        "  jepa-agents train env=dmc/cartpole_swingup agent.lr_critic=3e-4 seed=1",
+        "  jepa-agents train env=dmc/reacher_easy              # any task by name (its own action repeat)",
         "  jepa-agents train -m seed=0,1,2                     # one run per seed",
         "  jepa-agents train resume=runs/<...>                 # continue a run from its last checkpoint",
         "  jepa-agents train --cfg env=torch/cartpole_balance  # print the resolved config and exit",
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     from jepa_agents.config.load import ConfigError
     from jepa_agents.data.offline import DatasetError
     from jepa_agents.train.checkpoint import CheckpointError
-    from jepa_agents.train.loop import TrainingError
+    from jepa_agents.train.loop import RunStartError, TrainingError
     from jepa_agents.train.run_dir import RunDirError
 
     try:
@@ -185,7 +186,15 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (ConfigError, RunDirError, CheckpointError, TrainingError, DatasetError, GLBackendError) as err:
+    except (
+        ConfigError,
+        RunDirError,
+        CheckpointError,
+        TrainingError,
+        RunStartError,
+        DatasetError,
+        GLBackendError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

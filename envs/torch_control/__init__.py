@@ -32,6 +32,17 @@ _DOMAINS = {
     "point_mass_maze": "point_mass_maze",
     "reacher": "reacher",
 }
+# Action repeat per domain when a config leaves it open (cartpole as in the PlaNet/DrQ benchmark).
+ACTION_REPEAT: dict[str, int] = {"cartpole": 8}
+DEFAULT_ACTION_REPEAT = 2
+
+
+def default_action_repeat(task: str) -> int:
+    """Action repeat of ``task``'s domain for training configs (cartpole 8, others 2); ``make`` itself
+    defaults to 1."""
+    return ACTION_REPEAT.get(_DOMAINS[task], DEFAULT_ACTION_REPEAT)
+
+
 # The reward functions of each task: the first is the default (also used when relabeling by task name).
 TASKS: dict[str, tuple[str, ...]] = {
     "cartpole_balance": ("cartpole_balance",),

@@ -164,7 +164,9 @@ def plot_curves(
     for ax in axes[len(envs) :]:
         ax.set_visible(False)
     sep = "\n" if ncols == 1 else "; "
-    fig.suptitle(f"{metric}: {agg.upper() if agg == 'iqm' else agg} over seeds{sep}shaded: 95% bootstrap CI")
+    banded = any(c.low is not None for c in curves)
+    note = f"{sep}shaded: 95% bootstrap CI" if banded else f"{sep}one seed per curve: no band"
+    fig.suptitle(f"{metric}: {agg.upper() if agg == 'iqm' else agg} over seeds{note}")
     return save_figure(fig, out)
 
 
@@ -203,6 +205,10 @@ def plot_run_curve(
         if len(series):
             ax.plot(series.steps, series.values, color="tab:orange", lw=1.8, marker="o", ms=3, label=metric)
             drawn = True
+    if "eval/random_return" in run.scalars:  # the uniformly random policy (eval.at_start)
+        baseline = finite_series(run, "eval/random_return")
+        if len(baseline):
+            ax.axhline(float(baseline.values[-1]), color="gray", ls="--", lw=1.2, label="random policy")
     if drawn:
         ax.legend(fontsize="small", loc="best")
     else:

@@ -50,7 +50,46 @@ def config_groups() -> list[str]:
 def group_choices(group: str) -> list[str]:
     """Preset names available for a config group (``env`` -> ``['dmc/cartpole_swingup', ...]``)."""
     root = config_dir() / group
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    names = (str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    return sorted(n for n in names if not Path(n).name.startswith("_"))  # _family presets are internal
+
+
+def _env_by_name(overrides: list[str]) -> list[str]:
+    """``env=<family>/<task>`` for a registered environment without a preset file becomes the family's
+    preset (``configs/env/<family>/_family.yaml``) with ``env.name=<family>/<task>``; the action repeat
+    then follows the task (see :func:`_fill_env_defaults`). Other overrides are returned unchanged."""
+    import envs
+
+    out = []
+    for line in overrides:
+        key, _, value = line.partition("=")
+        if key == "env" and value and value not in group_choices("env") and "/" in value:
+            family = value.split("/", 1)[0]
+            if value in envs.list_envs() and (config_dir() / "env" / family / "_family.yaml").is_file():
+                out += [f"env={family}/_family", f"++env.name={value}"]
+                continue
+            if family in {name.split("/", 1)[0] for name in envs.list_envs()}:
+                try:  # a misspelt task of a known family: the registry's message with close matches
+                    envs.default_action_repeat(value)
+                except ValueError as err:
+                    raise ConfigError(f"env={value}: {err}") from None
+        out.append(line)
+    return out
+
+
+def _fill_env_defaults(cfg: DictConfig) -> None:
+    """Check ``env.name`` against the registry (one line with close matches) and resolve an unset
+    ``env.action_repeat`` to the task's default, so the saved config states what ran."""
+    import envs
+
+    if "env" not in cfg or "name" not in cfg.env:
+        return
+    try:
+        default_repeat = envs.default_action_repeat(str(cfg.env.name))
+    except ValueError as err:
+        raise ConfigError(f"env.name: {err}") from None
+    if "action_repeat" in cfg.env and cfg.env.action_repeat is None:
+        cfg.env.action_repeat = default_repeat
 
 
 def _train_schema(raw: DictConfig) -> DictConfig:
@@ -215,7 +254,13 @@ def _resume_config(cfg: DictConfig, parsed: list[Override], config_name: str) ->
             + "\n  ".join(diffs)
             + "\nStart a new run (another run_dir) or drop these overrides."
         )
-    runtime = {k: OmegaConf.select(cfg, k) for k in RUNTIME_KEYS}
+    # runtime settings: the saved ones, unless the command line names them (then listed)
+    explicit = {ov.key_or_group for ov in parsed}
+    runtime = {k: OmegaConf.select(cfg, k) for k in RUNTIME_KEYS if k in explicit}
+    for key, value in runtime.items():
+        before = OmegaConf.select(saved, key)
+        if key not in ("run_dir", "resume") and before != value:
+            print(f"resume: {key} = {value!r} (the run had {before!r})")
     runtime["run_dir"], runtime["resume"] = str(run_dir), "true"
     for key, value in runtime.items():
         OmegaConf.update(saved, key, value, merge=False)
@@ -230,6 +275,8 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
         if ov.is_sweep_override():
             raise ConfigError(f"{ov.input_line!r} is a sweep: pass -m/--multirun to run one job per value.")
     groups = config_groups()
+    overrides = _env_by_name(overrides)
+    parsed = parse_overrides(overrides)
     group_overrides = [ov.input_line for ov in parsed if ov.key_or_group in groups]
     base = _hydra(config_name, group_overrides)
     schema = ROOT_SCHEMAS[config_name](base)
@@ -243,6 +290,7 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
         for ov in parsed
     ]
     cfg = validate(_hydra(config_name, forced), config_name)
+    _fill_env_defaults(cfg)
     if cfg.get("resume"):
         cfg = _resume_config(cfg, parsed, config_name)
     elif "run_dir" in cfg and not cfg.run_dir:

@@ -27,10 +27,19 @@ class EnvConfig:
     """Height and width of rendered frames."""
     frame_stack: int = 3
     """Consecutive frames stacked along channels."""
-    action_repeat: int = 8
-    """Simulator steps per agent step (the action is repeated)."""
+    action_repeat: int | None = None
+    """Simulator steps per agent step (the action is repeated); unset: the task's default, filled in
+    when the config is composed (DMC as in the PlaNet/DrQ benchmark: cartpole 8; cheetah, reacher,
+    ball_in_cup 4; others 2; torch cartpole 8, others 2; Atari the protocol's frameskip 4)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Extra family-specific options forwarded to ``envs.make`` (unknown ones are errors there)."""
+
+    def __post_init__(self) -> None:
+        for key in ("num_envs", "num_eval_envs", "image_size", "frame_stack"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"env.{key} must be >= 1, got {getattr(self, key)}")
+        if self.action_repeat is not None and self.action_repeat < 1:
+            raise ValueError(f"env.action_repeat must be >= 1, got {self.action_repeat}")
 
 
 @dataclass

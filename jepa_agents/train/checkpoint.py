@@ -68,6 +68,14 @@ def load_checkpoint(path: Path, config_hash: str | None = None) -> dict[str, Any
     return payload
 
 
+def checkpoint_step(path: Path) -> int:
+    """The env step in a checkpoint's file name (``ckpt_<step>.pt``)."""
+    match = _NAME.match(Path(path).name)
+    if match is None:
+        raise CheckpointError(f"{path} is not named like a checkpoint (ckpt_<12 digits>.pt)")
+    return int(match.group(1))
+
+
 def latest_checkpoint(directory: Path) -> Path | None:
     found = list_checkpoints(directory)
     return found[-1] if found else None

@@ -10,6 +10,7 @@ its logged scalars are identical to an uninterrupted run's.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 import envs
 from jepa_agents.config.load import config_hash
-from jepa_agents.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from jepa_agents.train.checkpoint import checkpoint_step, latest_checkpoint, load_checkpoint, save_checkpoint
 from jepa_agents.train.device import configure_threads, resolve_device
 from jepa_agents.train.evaluate import RandomPolicy, evaluate, save_gif
 from jepa_agents.train.logger import Logger
@@ -32,6 +33,11 @@ ON_POLICY_AGENTS = ("ppo",)
 
 class TrainingError(RuntimeError):
     """Training stopped (for instance after too many non-finite losses); checkpoints are intact."""
+
+
+class RunStartError(RuntimeError):
+    """The run could not start (environment or learner construction failed, or the run to resume is
+    already complete); nothing was left behind or changed."""
 
 
 @dataclasses.dataclass
@@ -121,8 +127,10 @@ class Trainer:
     def _restore(self) -> int | None:
         path = latest_checkpoint(self.run_dir / "checkpoints")
         if path is None:  # killed before its first checkpoint: start from scratch in the same directory
+            print(f"resuming {self.run_dir}: no checkpoint yet, starting from step 0", flush=True)
             return 0
         ckpt = load_checkpoint(path, self.hash)
+        print(f"resuming {self.run_dir} from checkpoint at step {ckpt['step']} ({path.name})", flush=True)
         self.agent.load_state_dict(ckpt["agent"])
         self.replay.load_state_dict(ckpt["replay"])
         self.counters = Counters(**ckpt["counters"])
@@ -233,6 +241,8 @@ class Trainer:
         total = cfg.train.total_env_steps
         if _crossed(before, c.env_steps, cfg.eval.every) and c.env_steps < total:
             self.logger.log(self._evaluate(), c.env_steps)
+            self.logger.flush()
+            self._plot()  # curve.png is current after every evaluation
             bar.set_postfix(eval=f"{self.last_eval:.1f}")
         if _crossed(before, c.env_steps, cfg.train.checkpoint_every) and c.env_steps < total:
             self.logger.flush()
@@ -295,19 +305,53 @@ class OffPolicyTrainer(Trainer):
             self._evaluate_and_checkpoint(before, bar)
 
 
-def train(cfg: DictConfig) -> Path:
-    """Entry point of ``jepa-agents train`` for one (validated, read-only) config."""
-    device = resolve_device(cfg.device)
-    configure_threads(cfg.num_threads, cfg.deterministic)
-    run_dir = prepare_run_dir(cfg)
-    print(f"run directory: {run_dir}", flush=True)
-    start = time.perf_counter()
+def _refuse_complete_run(cfg: DictConfig) -> None:
+    """A resumed run whose latest checkpoint is at ``train.total_env_steps`` is complete: say so before
+    anything is opened for writing (its scores, checkpoints, GIFs and curve stay as they are)."""
+    path = latest_checkpoint(Path(cfg.run_dir) / "checkpoints")
+    if path is None:
+        return
+    step = checkpoint_step(path)
+    if step >= cfg.train.total_env_steps:
+        raise RunStartError(
+            f"{cfg.run_dir} is complete ({step} of train.total_env_steps={cfg.train.total_env_steps} env "
+            "steps, final checkpoint and evaluation written); nothing to resume. To train for longer, "
+            "start a new run with a larger train.total_env_steps."
+        )
+
+
+def _build_trainer(cfg: DictConfig, run_dir: Path, device: torch.device) -> Trainer:
     if cfg.agent.name in ON_POLICY_AGENTS:
         from jepa_agents.train.on_policy import OnPolicyTrainer
 
-        trainer: Trainer = OnPolicyTrainer(cfg, run_dir, device)
-    else:
-        trainer = OffPolicyTrainer(cfg, run_dir, device)
+        return OnPolicyTrainer(cfg, run_dir, device)
+    return OffPolicyTrainer(cfg, run_dir, device)
+
+
+def train(cfg: DictConfig) -> Path:
+    """Entry point of ``jepa-agents train`` for one (validated, read-only) config.
+
+    A new run whose environment or learner cannot be built leaves no run directory behind; expected
+    construction errors (``ValueError``s: unknown options, a learner that does not fit the env, ...)
+    become one :class:`RunStartError` line.
+    """
+    device = resolve_device(cfg.device)
+    configure_threads(cfg.num_threads, cfg.deterministic)
+    if cfg.resume:
+        _refuse_complete_run(cfg)
+    fresh = not cfg.resume and not Path(cfg.run_dir).exists()
+    run_dir = prepare_run_dir(cfg)
+    print(f"run directory: {run_dir}", flush=True)
+    start = time.perf_counter()
+    try:
+        trainer = _build_trainer(cfg, run_dir, device)
+    except BaseException as err:
+        if fresh:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(err, ValueError):
+            what = f"{cfg.env.name}, agent={cfg.agent.name}"
+            raise RunStartError(f"could not start the run ({what}): {err}") from None
+        raise
     trainer.run()
     _print_summary(trainer, time.perf_counter() - start)
     return run_dir

@@ -1,0 +1,136 @@
+"""Environments by name, validation before anything is written, and honest resumes (CLI level)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jepa_agents.cli import main
+from jepa_agents.config.load import ConfigError, compose
+
+TINY = [
+    "env=torch/cartpole_balance",
+    "env.from_pixels=false",
+    "train.total_env_steps=400",
+    "train.seed_env_steps=200",
+    "train.checkpoint_every=400",
+    "eval.every=0",
+    "eval.episodes=1",
+    "eval.video=false",
+    "logging.progress_bar=false",
+    "logging.tensorboard=false",
+    "agent.batch_size=8",
+    "agent.actor_hidden=[16]",
+    "agent.critic_hidden=[16]",
+    "agent.feature_dim=8",
+    "world_model.latent_dim=8",
+    "world_model.predictor_hidden=[16]",
+    "world_model.num_slices=8",
+    "device=cpu",
+    "num_threads=1",
+]
+
+
+@pytest.mark.parametrize(
+    "overrides, name, repeat, image",
+    [
+        (["env=dmc/reacher_easy"], "dmc/reacher_easy", 4, 64),
+        (["env=dmc/walker_run"], "dmc/walker_run", 2, 64),
+        (["env=dmc/cartpole_swingup", "env.name=dmc/reacher_easy"], "dmc/reacher_easy", 4, 64),
+        (["env=dmc/reacher_easy", "env.action_repeat=3"], "dmc/reacher_easy", 3, 64),
+        (["env=atari/seaquest"], "atari/seaquest", 4, 84),
+        (["env=torch/cartpole_swingup"], "torch/cartpole_swingup", 8, 64),
+    ],
+)
+def test_any_task_by_name_with_its_own_defaults(overrides, name, repeat, image):
+    cfg = compose(overrides)
+    assert (cfg.env.name, cfg.env.action_repeat, cfg.env.image_size) == (name, repeat, image)
+
+
+def test_cfg_shows_the_task_action_repeat(capsys):
+    assert main(["train", "--cfg", "env=dmc/reacher_easy"]) == 0
+    assert re.search(r"name: dmc/reacher_easy\n(.*\n)*?  action_repeat: 4", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("env.name=atari/seaquestt", "Did you mean: atari/seaquest"),
+        ("env=dmc/reacher_eas", "Did you mean: dmc/reacher_easy"),
+        ("env.num_envs=0", "env.num_envs must be >= 1"),
+        ("env.num_eval_envs=0", "env.num_eval_envs must be >= 1"),
+    ],
+)
+def test_bad_env_input_is_one_line_and_leaves_no_run_directory(override, match, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", override, f"run_dir={run_dir}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and match in err and "Traceback" not in err
+    assert not run_dir.exists()
+    with pytest.raises(ConfigError):
+        compose([override])
+
+
+def test_failed_start_removes_the_new_run_directory(tmp_path, capsys):
+    """An env/learner mismatch is found while building the run: one line, no directory left."""
+    run_dir = tmp_path / "run"
+    assert main(["train", *TINY, "agent=discrete_sac", f"run_dir={run_dir}"]) == 2
+    err = capsys.readouterr().err
+    assert "could not start the run" in err and "agent=sac" in err
+    assert not run_dir.exists()
+
+
+def _snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def test_resume_says_what_it_does_and_a_finished_run_is_left_alone(tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "jepa_agents.cli", "train"]
+    first = subprocess.run([*cmd, *TINY, f"run_dir={run_dir}"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert f"run directory: {run_dir}" in first.stdout and "finished 400 env steps" in first.stdout
+    before = _snapshot(run_dir)
+    again = subprocess.run([*cmd, f"resume={run_dir}"], capture_output=True, text=True)
+    assert again.returncode == 2 and "is complete" in again.stderr and "Traceback" not in again.stderr
+    assert _snapshot(run_dir) == before  # scores, checkpoints and curve unchanged
+
+
+def test_resume_keeps_saved_runtime_settings_and_lists_overrides(tmp_path, capsys):
+    cfg = compose([*TINY, f"run_dir={tmp_path}", "logging.progress_bar=false"])
+    from omegaconf import OmegaConf
+
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    resumed = compose([f"resume={tmp_path}"])
+    assert resumed.device == "cpu" and resumed.logging.progress_bar is False  # saved, not the defaults
+    capsys.readouterr()
+    assert compose([f"resume={tmp_path}", "device=auto"]).device == "auto"
+    assert "resume: device = 'auto' (the run had 'cpu')" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="seed"):
+        compose([f"resume={tmp_path}", "seed=5"])
+
+
+def _documented_train_commands() -> list[str]:
+    from jepa_agents.cli import _groups_help
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    lines = [*_groups_help().splitlines(), *readme.read_text().splitlines()]
+    commands = []
+    for line in lines:
+        line = line.strip().split("#")[0].strip()
+        if line.startswith("jepa-agents train") and "<" not in line and "..." not in line:
+            commands.append(line)
+    return commands
+
+
+@pytest.mark.parametrize("command", _documented_train_commands())
+def test_every_documented_train_command_composes(command, capsys):
+    """Every `jepa-agents train ...` example in --help and the README is a valid config (--cfg)."""
+    args = command.split()[2:]
+    if "--cfg" not in args:
+        args = ["--cfg", *args]
+    assert main(["train", *args]) == 0, capsys.readouterr().err
