@@ -134,3 +134,14 @@ def test_every_documented_train_command_composes(command, capsys):
     if "--cfg" not in args:
         args = ["--cfg", *args]
     assert main(["train", *args]) == 0, capsys.readouterr().err
+
+
+def test_script_without_main_guard_gets_one_line_that_says_to_add_it(tmp_path):
+    script = tmp_path / "noguard.py"
+    script.write_text(
+        "import envs\nenv = envs.make('dmc/cartpole_swingup', num_envs=2, seed=0, from_pixels=False)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert 'if __name__ == "__main__":' in last and "num_workers=0" in last and "died" not in out.stderr

@@ -12,8 +12,11 @@ and seeds -- never a hang. An exception inside a worker is re-raised in the pare
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
+import sys
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 
@@ -46,10 +49,30 @@ def _serve(conn, name: str, seeds: list[int], kwargs: dict) -> None:
             conn.send(("error", (type(err).__name__, str(err), traceback.format_exc())))
 
 
+def unguarded_main_script() -> str | None:
+    """The path of the running ``__main__`` script when its source has no ``if __name__ == "__main__":``
+    guard (``spawn`` re-imports it in every worker, which would start workers again), else ``None``."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path or mp.parent_process() is not None:
+        return None
+    try:
+        source = Path(path).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None if re.search(r"__name__\s*==\s*['\"]__main__['\"]", source) else str(path)
+
+
 class WorkerPool:
     """Same interface as ``DMCBatch`` (``info``, ``reset(mask)``, ``step(actions)``, ``seed``, ``close``)."""
 
     def __init__(self, name: str, seeds: list[int], num_workers: int, timeout_s: float = 300.0, **kwargs):
+        script = unguarded_main_script()
+        if script is not None:
+            raise RuntimeError(
+                f"dmc/{name}: {script} builds a multi-process DMC env at import time; worker processes "
+                "(spawn) re-import it. Put the code that calls envs.make under `if __name__ == "
+                '"__main__":`, or pass num_workers=0 to step every copy in this process.'
+            )
         self.name = name
         self.timeout_s = timeout_s
         self.chunks = np.array_split(np.arange(len(seeds)), num_workers)

@@ -27,7 +27,8 @@ class _SACCommon:
     lr_temperature: float = 3e-4
     """Adam learning rate of ``log α``."""
     batch_size: int = 256
-    """Slices per gradient update (each of ``max(K, n_step) + 1`` consecutive steps)."""
+    """Slices per gradient update, each of ``K + n_step`` consecutive steps (``K`` transitions, each with
+    its full n-step return; ``K`` is the world model's horizon, 1 without a world model)."""
     gamma: float = 0.99
     """Discount ``γ`` per agent step."""
     n_step: int = 3
@@ -106,7 +107,8 @@ class DiscreteSACConfig(_SACCommon):
     name: str = "discrete_sac"
     """Learner name (the key of ``AGENT_CONFIGS``)."""
     batch_size: int = 64
-    """Slices per gradient update (each of ``max(K, n_step) + 1`` consecutive steps)."""
+    """Slices per gradient update, each of ``K + n_step`` consecutive steps (``K`` transitions, each with
+    its full n-step return; ``K`` is the world model's horizon, 1 without a world model)."""
     n_step: int = 10
     """Rewards summed in the TD target (fewer at slice/episode ends or at a terminal step)."""
     init_temperature: float = 0.01

@@ -31,8 +31,8 @@ def jepa_loss(
     the EMA encoder's output (``ema``);
     ``ℓ`` = squared error averaged over the ``D`` dims (``mse``, the element mean, so its scale does not
     depend on ``D``) or ``1 - cos`` (``cosine``); ``R`` the configured
-    regularizer (SIGReg, VICReg or none) applied per time step over the batch of ``z`` ``[K+1, B, D]``,
-    averaged with ``R(ẑ)`` when ``regularize_predictions``. Heads (built when their weight > 0):
+    regularizer (SIGReg, VICReg or none) applied to all ``N = B·(K+1)`` embeddings of ``z`` as one batch
+    ``[N, D]``, averaged with ``R(ẑ)`` (``[B·K, D]``) when ``regularize_predictions``. Heads (built when their weight > 0):
     reward ``r(s_k, a_k)`` on ``s = [z_0, ẑ_1 .. ẑ_{K-1}]`` vs ``rewards``; value ``v(z_k)`` vs
     ``value_targets``; inverse dynamics ``g(z_k, z_{k+1})`` vs ``a_k`` (MSE, or cross-entropy for
     integer actions).
@@ -81,13 +81,14 @@ def jepa_loss(
     per_step = err.mean(0)  # [K]
     pred_loss = per_step.mean()
 
-    reg = model.regularize(z.transpose(0, 1))  # [K+1, B, D]: over the batch of each of the K+1 steps
+    # one regularizer batch of all N = B·(K+1) embeddings (measured better than per-step batches of B)
+    reg = model.regularize(z.reshape(-1, z.shape[-1]))  # [B·(K+1), D]
     if cfg.regularize_predictions:
-        reg = 0.5 * (reg + model.regularize(pred.transpose(0, 1)))
+        reg = 0.5 * (reg + model.regularize(pred.reshape(-1, pred.shape[-1])))
     loss = pred_loss + cfg.reg_weight * reg
     metrics = {"wm/pred_loss": pred_loss, "wm/reg": reg}
     metrics.update({f"wm/pred_error_k{k + 1}": per_step[k] for k in range(steps)})
-    metrics.update(model.regularizer_references(b))
+    metrics.update(model.regularizer_references(b * (steps + 1)))
 
     if cfg.reward_weight > 0:
         if rewards is None:
