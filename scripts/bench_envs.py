@@ -4,8 +4,8 @@ Atari (``pong``, Atari-100k settings: frameskip 4, 84x84 gray, 4-stack, max-pool
 our torchrl ``atari/pong`` (``step_and_maybe_reset``, actions from ``action_spec.rand()``) vs raw
 ``ale_py.vector_env.AtariVectorEnv`` with the same settings (numpy actions) vs gymnasium
 ``AsyncVectorEnv`` of ``ALE/Pong-v5`` with the same preprocessing in numpy (one process per copy).
-Raw and wrapper runs alternate ``--repeats`` times; the best of each is kept, and the wrapper overhead
-is ``t_wrapper / t_raw - 1`` (target <= 5 %).
+Raw and wrapper runs alternate ``--repeats`` times (pairs); rates are the median over repeats, and the
+wrapper overhead is the median over pairs of ``t_wrapper / t_raw - 1`` (target <= 5 %).
 
 DMC (``--dmc-backends``, on by default): ``walker_walk`` from 64x64 pixels, frame stack 3, action repeat 2,
 N copies, uniform random actions, the same number of agent steps per backend after the same warm-up
@@ -18,8 +18,8 @@ N copies, uniform random actions, the same number of agent steps per backend aft
 * torchrl ``ParallelEnv(N, ...)`` (spawn) of our env nested with ``num_envs=1, num_workers=0``.
 
 All backends are built and warmed up first, then timed in rounds (``--dmc-repeats``), one backend after
-the other, the best round of each kept, so that load from other processes hits all of them alike (idle
-workers block on their pipes). frames/s = agent steps/s x action repeat (one render per agent step).
+the other, the median round of each kept, so that load from other processes hits all of them alike
+(idle workers block on their pipes). frames/s = agent steps/s x action repeat (one render per agent step).
 
     python scripts/bench_envs.py               # Atari and DMC, ~3-4 min on 2 cores
     python scripts/bench_envs.py --skip-atari  # DMC only, ~3 min
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import statistics
 import time
 from collections.abc import Callable
 
@@ -255,7 +256,7 @@ def dmc_backends(workers: list[int], alternatives: bool) -> list[tuple[str, Call
 
 
 def bench_dmc(n: int, steps: int, warmup: int, repeats: int, workers: list[int], alternatives: bool):
-    """Best batch steps/s of each backend: all are built (and warmed up, untimed) first, then timed
+    """Median batch steps/s of each backend: all are built (and warmed up, untimed) first, then timed
     ``repeats`` rounds one after the other, so that load from other processes hits all of them alike."""
     built = []
     try:
@@ -264,11 +265,11 @@ def bench_dmc(n: int, steps: int, warmup: int, repeats: int, workers: list[int],
             built.append((label, step, close))
             for _ in range(warmup):
                 step()
-        best = {label: 0.0 for label, _, _ in built}
+        rates: dict[str, list[float]] = {label: [] for label, _, _ in built}
         for _ in range(repeats):
             for label, step, _ in built:
-                best[label] = max(best[label], _time(step, steps))
-        return best
+                rates[label].append(_time(step, steps))
+        return {label: statistics.median(values) for label, values in rates.items()}
     finally:
         for _, _, close in built:
             close()
@@ -278,12 +279,12 @@ def main(argv=None) -> list[tuple]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--atari-envs", type=int, default=8)
     parser.add_argument("--atari-steps", type=int, default=1000, help="agent steps per timed run")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating raw/wrapper runs (best kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating raw/wrapper pairs (median)")
     parser.add_argument("--skip-atari", action="store_true", help="time the DMC backends only")
     parser.add_argument("--dmc-envs", type=int, default=4)
     parser.add_argument("--dmc-steps", type=int, default=100, help="timed agent (batch) steps per run")
     parser.add_argument("--dmc-warmup", type=int, default=5, help="untimed agent steps before each run")
-    parser.add_argument("--dmc-repeats", type=int, default=3, help="rounds over all DMC backends (best kept)")
+    parser.add_argument("--dmc-repeats", type=int, default=3, help="rounds over all DMC backends (median)")
     parser.add_argument("--dmc-workers", type=int, nargs="+", default=[0, 1, 2, 4])
     parser.add_argument(
         "--dmc-backends",
@@ -294,12 +295,15 @@ def main(argv=None) -> list[tuple]:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     rows = []
-    raw = wrapped = 0.0
+    overhead = 0.0
     if not args.skip_atari:
         n = args.atari_envs
+        raws, wrappeds = [], []
         for _ in range(args.repeats):  # alternate so that load from other processes hits both alike
-            raw = max(raw, bench_atari_raw(n, args.atari_steps, 1))
-            wrapped = max(wrapped, bench_atari_wrapper(n, args.atari_steps, 1))
+            raws.append(bench_atari_raw(n, args.atari_steps, 1))
+            wrappeds.append(bench_atari_wrapper(n, args.atari_steps, 1))
+        raw, wrapped = statistics.median(raws), statistics.median(wrappeds)
+        overhead = statistics.median(r / w - 1 for r, w in zip(raws, wrappeds))
         rows += [
             ("atari/pong", "raw AtariVectorEnv", n, raw, 4),
             ("atari/pong", "ours (torchrl EnvBase)", n, wrapped, 4),
@@ -315,7 +319,8 @@ def main(argv=None) -> list[tuple]:
     for env, impl, count, rate, repeat in rows:
         print(f"| {env} | {impl} | {count} | {rate * count:,.0f} | {rate * count * repeat:,.0f} |")
     if not args.skip_atari:
-        print(f"\nwrapper overhead over raw AtariVectorEnv: {100 * (raw / wrapped - 1):+.1f} %")
+        pairs = f"median of {args.repeats} pairs"
+        print(f"\nwrapper overhead over raw AtariVectorEnv ({pairs}): {100 * overhead:+.1f} %")
     if best:
         top = max(best, key=best.get)
         print(f"fastest DMC backend: {top}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import time
 
 import pytest
@@ -161,7 +162,7 @@ def test_smoke_update_act_and_checkpoint(agent_name, discrete, from_pixels):
         "wm/reg",
         "train/nan_skips",
     ):
-        assert tag in metrics and isinstance(metrics[tag], float)
+        assert tag in metrics and metrics[tag].ndim == 0 and math.isfinite(float(metrics[tag]))
     assert metrics["train/updates"] == 2.0  # utd 1: one update per transition of the 2 copies
     actions = agent.act(env.reset(), eval_mode=True)
     if discrete:
@@ -178,7 +179,7 @@ def test_smoke_update_act_and_checkpoint(agent_name, discrete, from_pixels):
     a = agent.update(replay, step=44)
     torch.set_rng_state(rng)
     b = other.update(replay, step=44)
-    assert a == b
+    assert {k: float(v) for k, v in a.items()} == {k: float(v) for k, v in b.items()}
     for p, q in zip(agent.nets.parameters(), other.nets.parameters()):
         assert torch.equal(p, q)
 
@@ -207,7 +208,7 @@ def test_update_to_data_ratio_and_update_every():
     done = []
     for call in range(6):  # the loop calls once per vectorized step: 2 transitions, step += 2 frames
         metrics = agent.update(replay, step=2 * (call + 1))
-        done.append(metrics.get("train/updates", 0.0))
+        done.append(float(metrics.get("train/updates", 0.0)))
     # 0.5 update per transition = 1 per call, run in bursts every other call
     assert done == [0.0, 2.0, 0.0, 4.0, 0.0, 6.0]
 

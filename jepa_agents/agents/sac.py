@@ -287,8 +287,10 @@ class SACAgent:
             nets.train(was_training)
 
     # ---------------------------------------------------------------------------------- training
-    def update(self, replay: Replay, step: int) -> dict[str, float]:
-        """Run the gradient updates due at env-frame counter ``step``; metrics of the last one (or ``{}``)."""
+    def update(self, replay: Replay, step: int) -> dict[str, Tensor]:
+        """Run the gradient updates due at env-frame counter ``step``; metrics of the last one (or ``{}``)
+        as detached 0-d tensors on the training device, read lazily (``float()``) only when logged, so an
+        update synchronises with the host once: the NaN guard's check of the loss and gradient norm."""
         c, cfg = self.counters, self.cfg
         new = self.num_envs if c["step"] < 0 else (step - c["step"]) // self.action_repeat
         c["step"], c["calls"] = step, c["calls"] + 1
@@ -304,8 +306,7 @@ class SACAgent:
             metrics = self._update_once(replay, diagnostics=i == count - 1)
         metrics["train/nan_skips"] = torch.tensor(float(c["nan_skips"]))
         metrics["train/updates"] = torch.tensor(float(c["updates"]))
-        values = torch.stack([v.float().cpu() for v in metrics.values()]).tolist()
-        return dict(zip(metrics.keys(), values))
+        return metrics
 
     def _update_once(self, replay: Replay, diagnostics: bool) -> dict[str, Tensor]:
         nets, c = self.nets, self.counters

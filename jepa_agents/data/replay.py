@@ -326,7 +326,11 @@ class Replay:
         data, info = self._rb.sample(batch_size * seq_len, return_info=True)
         if self.frame_stack > 1:
             data.set("pixels", self._stacks(info["index"][0]))
-        data = data.reshape(batch_size, seq_len).to(self.device)
+        data = data.reshape(batch_size, seq_len)
+        if self.device.type == "cuda" and data.device.type == "cpu":  # page-locked, asynchronous copy
+            data = data.pin_memory().to(self.device, non_blocking=True)
+        else:
+            data = data.to(self.device)
         reward = data.get("reward").clamp(-1.0, 1.0) if clip_reward else data.get("reward")
         terminal = torch.zeros_like(data.get("terminated"))
         for key in terminal_keys:
