@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     from jepa_agents.train.checkpoint import CheckpointError
     from jepa_agents.train.loop import RunStartError, TrainingError
     from jepa_agents.train.run_dir import RunDirError
+    from jepa_agents.zero_shot.tasks import TaskSpecError
 
     try:
         if argv[:1] and argv[0] in DELEGATED:
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         RunStartError,
         DatasetError,
         GLBackendError,
+        TaskSpecError,
     ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

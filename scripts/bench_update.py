@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--updates", type=int, default=20, help="timed updates per variant and repeat")
     parser.add_argument("--loop-steps", type=int, default=20, help="timed loop iterations per variant")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=10, help="untimed updates per variant first")
     parser.add_argument("--seed-steps", type=int, default=300, help="random agent steps to fill the replay")
     parser.add_argument("--variants", nargs="+", default=["legacy", "fp32", "bf16"])
     parser.add_argument("overrides", nargs="*", help="config overrides of `jepa-agents train`")
@@ -125,8 +126,9 @@ def main(argv: list[str] | None = None) -> dict:
     agents = {name: make_variant(base, name) for name in args.variants}
     step0 = args.seed_steps * env.batch_size[0] * getattr(env, "action_repeat", 1)
     results = {n: {"updates_per_s": [], "env_steps_per_s": []} for n in agents}
-    for agent in agents.values():  # warm-up
-        time_updates(agent, replay, 3)
+    for agent in agents.values():  # warm-up: oneDNN builds its kernels for every batch shape
+        time_updates(agent, replay, args.warmup)
+        time_loop(agent, env, replay, 3, step0)
     for r in range(args.repeats):
         for name, agent in agents.items():
             results[name]["updates_per_s"].append(time_updates(agent, replay, args.updates))

@@ -261,7 +261,8 @@ def test_trainer_smoke_run_logs_evaluates_and_checkpoints(tmp_path, ppo_register
     for tag in ("ppo/policy_loss", "ppo/value_loss", "wm/pred_loss", "perf/env_steps_per_s", "eval/return"):
         assert tag in tags, tag
     assert [s for s, _ in tags["ppo/policy_loss"]] == [1024, 2048, 3072]
-    assert [s for s, _ in tags["eval/return"]] == [2048, 3072]
+    assert [s for s, _ in tags["eval/return"]] == [0, 2048, 3072]  # step 0: eval.at_start
+    assert [s for s, _ in tags["eval/random_return"]] == [0]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
         "ckpt_000000002048.pt",
         "ckpt_000000003072.pt",

@@ -8,17 +8,20 @@ import math
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tensordict import TensorDict
 
 import envs
 from jepa_agents.config.load import ConfigError, compose
 from jepa_agents.data.offline import DatasetError, DatasetMeta, DatasetWriter, load_dataset, spec_of
+from jepa_agents.train.checkpoint import CheckpointError
 from jepa_agents.zero_shot.agents import build_model, make_zero_shot_agent
 from jepa_agents.zero_shot.cli import collect_main, eval_main, train_main
 from jepa_agents.zero_shot.collect import _episode_row, _EpisodeSplitter
 from jepa_agents.zero_shot.config import check_ranges
 from jepa_agents.zero_shot.evaluate import check_model_fits, check_tasks, domain_tasks
 from jepa_agents.zero_shot.losses import fb_loss, orthonormality_loss, td_jepa_td_loss
+from jepa_agents.zero_shot.tasks import TaskSpecError
 from jepa_agents.zero_shot.td_jepa import DegenerateTaskError
 
 MAZE = "torch/point_mass_maze"
@@ -234,7 +237,7 @@ def test_agents_update_and_state_roundtrip(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- end to end
-def test_collect_train_eval_end_to_end(tmp_path, capsys):
+def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     ds, run = tmp_path / "ds", tmp_path / "run"
     common = ["device=cpu", "num_threads=1"]
     assert (
@@ -285,6 +288,60 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys):
     assert "zero_shot/point_mass_maze/reach_bottom_left" in scalars and "train/td_phi/td_loss" in scalars
     with pytest.raises(ConfigError, match="only eval"):
         eval_main([str(run), "agent.lr=1.0"])
+
+    # a goal and a reward of one's own, from the command line: rows in the same table and CSV
+    (tmp_path / "my_rewards.py").write_text(
+        "def near_center(physics):\n    return -physics[:, :2].norm(dim=-1)\n"
+        "def broken(physics):\n    raise RuntimeError('no such sensor')\n"
+        "def wrong_shape(physics):\n    return physics[:, :2]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    custom = ["eval.goal=[0.5,0.5]", "eval.reward=my_rewards:near_center", *common]
+    assert eval_main([str(run), *custom]) == 0
+    rows = list(csv.DictReader((run / "zero_shot.csv").open()))[-3:]
+    assert [r["task"] for r in rows] == ["reward:my_rewards:near_center", "goal(0.5,0.5)", "mean"]
+    assert all(math.isfinite(float(r["return_mean"])) for r in rows)
+    for spec, match in (
+        ("broken", "my_rewards:broken raised RuntimeError: no such sensor"),
+        ("wrong_shape", r"must return 500 rewards \(shape \[N\]\)"),
+    ):
+        with pytest.raises(TaskSpecError, match=match):
+            eval_main([str(run), f"eval.reward=my_rewards:{spec}", *common])
+    with pytest.raises(ConfigError, match="cannot import"):
+        eval_main([str(run), "eval.reward=no_such_module:f", *common])
+    for goal in ("[1.5,0.0]", "[0.0,0.2]"):  # outside the arena, inside the wall cross
+        with pytest.raises(ConfigError, match="outside the arena"):
+            eval_main([str(run), f"eval.goal={goal}", *common])
+
+    # the same from Python
+    from jepa_agents.config.load import validate
+    from jepa_agents.zero_shot.evaluate import zero_shot_eval
+
+    cfg = validate(OmegaConf.load(run / "config.yaml"), "zero_shot")
+    ckpt = torch.load(sorted((run / "checkpoints").glob("*.pt"))[-1], weights_only=False)
+    model = build_model(cfg.agent, ckpt["obs_shape"], ckpt["action_dim"])
+    model.load_state_dict(ckpt["agent"]["model"])
+    cfg = OmegaConf.merge(cfg, {"eval": {"tasks": [], "episodes": 2, "max_episode_steps": 5}})
+
+    def near_door(physics):
+        return -(physics[:, :2] - torch.tensor([0.0, 0.5])).norm(dim=-1)
+
+    results = zero_shot_eval(model, load_dataset(ds), cfg, torch.device("cpu"), reward_fn=near_door)
+    assert list(results) == ["reward:near_door"] and len(results["reward:near_door"]) == 2
+
+    # bad runs: no checkpoint yet, and an online training run
+    empty = tmp_path / "empty_run"
+    (empty / "checkpoints").mkdir(parents=True)
+    (empty / "config.yaml").write_text((run / "config.yaml").read_text())
+    with pytest.raises(CheckpointError, match="without a checkpoint yet"):
+        eval_main([str(empty), *common])
+    online = tmp_path / "online_run"
+    online.mkdir()
+    from jepa_agents.config.load import compose as compose_train
+
+    (online / "config.yaml").write_text(OmegaConf.to_yaml(compose_train([f"run_dir={online}"])))
+    with pytest.raises(ConfigError, match="online training run"):
+        eval_main([str(online)])
 
 
 def test_offline_training_resumes_exactly(tmp_path):

@@ -32,10 +32,10 @@ def jepa_loss(
     ``ℓ`` = squared error averaged over the ``D`` dims (``mse``, the element mean, so its scale does not
     depend on ``D``) or ``1 - cos`` (``cosine``); ``R`` the configured
     regularizer (SIGReg, VICReg or none) applied to all ``N = B·(K+1)`` embeddings of ``z`` as one batch
-    ``[N, D]``, averaged with ``R(ẑ)`` (``[B·K, D]``) when ``regularize_predictions``. Heads (built when their weight > 0):
-    reward ``r(s_k, a_k)`` on ``s = [z_0, ẑ_1 .. ẑ_{K-1}]`` vs ``rewards``; value ``v(z_k)`` vs
-    ``value_targets``; inverse dynamics ``g(z_k, z_{k+1})`` vs ``a_k`` (MSE, or cross-entropy for
-    integer actions).
+    ``[N, D]``, averaged with ``R(ẑ)`` (``[B·K, D]``) when ``regularize_predictions``. Heads (built when
+    their weight > 0): reward ``r(s_k, a_k)`` on ``s = [z_0, ẑ_1 .. ẑ_{K-1}]`` vs ``rewards``; value
+    ``v(z_k)`` vs ``value_targets``; inverse dynamics ``g(z_k, z_{k+1})`` vs ``a_k`` (MSE, or
+    cross-entropy for integer actions).
 
     Args:
         obs: ``[B, K+1, *obs_shape]`` observations (uint8 images or float states).

@@ -17,11 +17,18 @@ EVAL_KEYS = ("eval.", "device", "num_threads")
 
 
 def _check_tasks(cfg) -> None:
-    """An unknown ``eval.tasks`` entry is a config error (it lists the domain's tasks)."""
+    """An unknown ``eval.tasks`` entry (it lists the domain's tasks), an ``eval.reward`` that does not
+    import and an ``eval.goal`` outside the arena are config errors, found before any work."""
     from jepa_agents.zero_shot.evaluate import check_tasks
+    from jepa_agents.zero_shot.tasks import goal_task, load_reward_fn
 
     try:
-        check_tasks(cfg.env.name, list(cfg.eval.tasks))
+        if list(cfg.eval.tasks) or not (cfg.eval.reward or list(cfg.eval.goal)):
+            check_tasks(cfg.env.name, list(cfg.eval.tasks))
+        if cfg.eval.reward:
+            load_reward_fn(str(cfg.eval.reward))
+        if list(cfg.eval.goal):
+            goal_task(cfg.env.name, list(cfg.eval.goal), "state", ())
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -100,6 +107,8 @@ def eval_main(argv: list[str]) -> int:
         "num_threads only.\n\nexamples:\n"
         "  jepa-agents eval-zero-shot runs/<...>\n"
         "  jepa-agents eval-zero-shot runs/<...> eval.tasks=[reach_top_right] eval.episodes=20\n"
+        "  jepa-agents eval-zero-shot runs/<...> eval.goal=[0.5,0.5]               # a goal of one's own\n"
+        "  jepa-agents eval-zero-shot runs/<...> eval.reward=my_rewards:near_door  # a reward of one's own\n"
         "  jepa-agents eval-zero-shot runs/<...> --checkpoint runs/<...>/checkpoints/ckpt_000000010000.pt"
     )
     parser = _parser("jepa-agents eval-zero-shot", "Zero-shot evaluation of a trained run.", epilog)
@@ -116,7 +125,14 @@ def eval_main(argv: list[str]) -> int:
     saved_path = args.run_dir / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"{saved_path} does not exist: is {args.run_dir} a train-zero-shot run directory?")
-    saved = validate(OmegaConf.load(saved_path), "zero_shot")
+    raw = OmegaConf.load(saved_path)
+    if "world_model" in raw or "dataset" not in raw:
+        raise ConfigError(
+            f"{args.run_dir} is an online training run (jepa-agents train), not a zero-shot one: "
+            "eval-zero-shot evaluates runs of `jepa-agents train-zero-shot`; see an online run's scores "
+            f"with `jepa-agents plot {args.run_dir}`."
+        )
+    saved = validate(raw, "zero_shot")
     asked = compose(args.overrides, config_name="zero_shot")
     for override in args.overrides:
         key = override.split("=", 1)[0]

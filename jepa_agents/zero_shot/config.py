@@ -244,6 +244,13 @@ class ZeroShotEvalConfig:
     """Cut episodes after so many agent steps; 0: the environment's own time limit."""
     final: bool = True
     """Evaluate at the end of training."""
+    reward: str = ""
+    """A reward of one's own, ``<module>:<function>``: a function from physics states ``[N, P]`` (float32)
+    to rewards ``[N]``; relabeled on the dataset to infer ``z`` and scoring the rollouts, row
+    ``reward:<module>:<function>``. With ``tasks`` empty only the custom rows are evaluated."""
+    goal: list[float] = field(default_factory=list)
+    """A goal position ``[x, y]`` (``torch/point_mass_maze``): ``z`` from the goal observation (the mass at
+    rest there), scored with the goal-reaching reward around it; row ``goal(x,y)``."""
 
     def __post_init__(self) -> None:
         checks = {

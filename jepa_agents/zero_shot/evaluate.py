@@ -1,10 +1,12 @@
 """Zero-shot evaluation: for each task of the domain, infer ``z`` from relabeled dataset transitions and
 roll out ``π_z`` with no further training.
 
-Per task ``k``: draw ``eval.inference_samples`` transitions from the dataset, relabel their rewards
-``r_i = r_k(physics(s'_i))`` (``envs.relabel``), ``z_k = model.infer_z_from_rewards(s', r)``; run
+Per task ``k`` (built-in ``eval.tasks``, a reward of one's own ``eval.reward=<module>:<function>`` or
+``reward_fn=``, a goal ``eval.goal=[x, y]``; see :mod:`jepa_agents.zero_shot.tasks`): draw
+``eval.inference_samples`` transitions from the dataset, relabel their rewards ``r_i = r_k(physics(s'_i))``,
+``z_k = model.infer_z_from_rewards(s', r)`` (a goal: ``z_k = model.infer_z_from_goal(g)``); run
 ``eval.episodes`` episodes of the mean policy ``π(·, z_k)`` in parallel copies, scoring every step with the
-same relabeled reward of its next physics state. Results: a table on stdout, rows in
+same reward of its next physics state. Results: a table on stdout, rows in
 ``<run_dir>/zero_shot.csv`` (``step,domain,task,return_mean,return_std,episodes``) and TensorBoard / scalars
 tags ``zero_shot/<domain>/<task>`` and ``zero_shot/<domain>/mean``. A task whose rewards are degenerate on
 the sampled data (NaN, constant) is reported as such (NaN row, message on stderr) and left out of the mean.
@@ -15,18 +17,25 @@ from __future__ import annotations
 import csv
 import math
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
-import envs
 from jepa_agents.data.offline import DatasetError, OfflineDataset, load_dataset
-from jepa_agents.train.checkpoint import latest_checkpoint, load_checkpoint
+from jepa_agents.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from jepa_agents.train.device import configure_threads, resolve_device
 from jepa_agents.train.logger import Logger
 from jepa_agents.train.loop import make_env
 from jepa_agents.train.rng import rng_state, set_rng_state
+from jepa_agents.zero_shot.tasks import (
+    EvalTask,
+    builtin_task,
+    custom_reward_task,
+    goal_task,
+    load_reward_fn,
+)
 from jepa_agents.zero_shot.td_jepa import DegenerateTaskError
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -74,9 +83,23 @@ def check_tasks(env_name: str, tasks: list[str]) -> list[str]:
     return list(tasks) or known
 
 
-def relabel_rewards(env_name: str, task: str, physics: torch.Tensor) -> torch.Tensor:
-    """Rewards ``[N]`` of ``task`` for physics states ``[N, P]`` (float32, on ``physics.device``)."""
-    return torch.as_tensor(envs.relabel(env_name, physics, task)).float().to(physics.device).reshape(-1)
+def eval_tasks(
+    cfg: DictConfig, obs_shape, reward_fn: Callable | None = None, goal: Sequence[float] | None = None
+) -> list[EvalTask]:
+    """The rows of an evaluation: ``eval.tasks`` (all of the domain when empty and no custom row is
+    asked for), then ``eval.reward``, ``reward_fn``, ``eval.goal`` and ``goal``."""
+    custom = []
+    if cfg.eval.get("reward"):
+        spec = str(cfg.eval.reward)
+        custom.append(custom_reward_task(load_reward_fn(spec), f"reward:{spec}"))
+    if reward_fn is not None:
+        custom.append(custom_reward_task(reward_fn, f"reward:{getattr(reward_fn, '__name__', 'custom')}"))
+    for g in (list(cfg.eval.get("goal") or []), list(goal or [])):
+        if g:
+            custom.append(goal_task(cfg.env.name, g, cfg.agent.obs_key, obs_shape))
+    names = list(cfg.eval.tasks)
+    builtin = [] if custom and not names else check_tasks(cfg.env.name, names)
+    return [builtin_task(cfg.env.name, t) for t in builtin] + custom
 
 
 def check_model_fits(dataset: OfflineDataset, obs_key: str, obs_shape, action_dim: int) -> None:
@@ -89,19 +112,18 @@ def check_model_fits(dataset: OfflineDataset, obs_key: str, obs_shape, action_di
 
 
 @torch.no_grad()
-def infer_task_z(
-    model, dataset: OfflineDataset, env_name: str, task: str, obs_key: str, n: int
-) -> torch.Tensor:
-    """``z`` ``[d]`` of ``task`` from ``n`` random relabeled transitions of ``dataset``."""
+def infer_task_z(model, dataset: OfflineDataset, task: EvalTask, obs_key: str, n: int) -> torch.Tensor:
+    """``z`` ``[d]`` of ``task``: from its goal observation, or from ``n`` random relabeled transitions."""
+    if task.goal_obs is not None:
+        device = next(model.parameters()).device
+        return model.infer_z_from_goal(task.goal_obs.unsqueeze(0).to(device))[0]
     batch = dataset.sample(min(n, len(dataset)))
-    rewards = relabel_rewards(env_name, task, batch["next", "physics"])
-    return model.infer_z_from_rewards(batch["next", "observation", obs_key], rewards, task=task)
+    rewards = task.reward(batch["next", "physics"])
+    return model.infer_z_from_rewards(batch["next", "observation", obs_key], rewards, task=task.name)
 
 
 @torch.no_grad()
-def rollout(
-    model, env, z: torch.Tensor, env_name: str, task: str, obs_key: str, max_steps: int
-) -> torch.Tensor:
+def rollout(model, env, z: torch.Tensor, task: EvalTask, obs_key: str, max_steps: int) -> torch.Tensor:
     """Returns ``[N]`` of one episode per copy of ``env`` with the mean policy ``π(·, z)``."""
     n = env.batch_size[0]
     td = env.reset()
@@ -111,7 +133,7 @@ def rollout(
     while bool(running.any()) and (max_steps == 0 or steps < max_steps):
         td["action"] = model.act(td[obs_key].to(z.device), z)
         step, td = env.step_and_maybe_reset(td)
-        reward = relabel_rewards(env_name, task, step["next", "physics"]).to(z.device)
+        reward = task.reward(step["next", "physics"]).to(z.device)
         returns += reward * running
         running &= ~step["next", "done"].reshape(-1).to(z.device)
         steps += 1
@@ -119,11 +141,18 @@ def rollout(
 
 
 def zero_shot_eval(
-    model, dataset: OfflineDataset, cfg: DictConfig, device: torch.device
+    model,
+    dataset: OfflineDataset,
+    cfg: DictConfig,
+    device: torch.device,
+    reward_fn: Callable | None = None,
+    goal: Sequence[float] | None = None,
 ) -> dict[str, list[float]]:
-    """Per task: returns of ``cfg.eval.episodes`` episodes (``[]`` for a degenerate task). RNG-neutral."""
+    """Per row (:func:`eval_tasks`): returns of ``cfg.eval.episodes`` episodes (``[]`` for a degenerate
+    task). RNG-neutral. ``reward_fn`` (physics ``[N, P]`` -> ``[N]``) and ``goal`` add rows from Python."""
+    obs_shape = tuple(dataset.meta.obs_spec[cfg.agent.obs_key]["shape"])
+    tasks = eval_tasks(cfg, obs_shape, reward_fn, goal)
     saved = rng_state()
-    tasks = check_tasks(cfg.env.name, list(cfg.eval.tasks))
     env = make_env(cfg.env, cfg.eval.episodes, cfg.seed + EVAL_SEED_OFFSET, device)
     results: dict[str, list[float]] = {}
     was_training = model.training
@@ -131,21 +160,17 @@ def zero_shot_eval(
     try:
         for task in tasks:
             try:
-                z = infer_task_z(
-                    model, dataset, cfg.env.name, task, cfg.agent.obs_key, cfg.eval.inference_samples
-                )
+                z = infer_task_z(model, dataset, task, cfg.agent.obs_key, cfg.eval.inference_samples)
             except DegenerateTaskError as err:
                 print(
-                    f"zero-shot {task}: degenerate task on this dataset, not evaluated: {err}",
+                    f"zero-shot {task.name}: degenerate task on this dataset, not evaluated: {err}",
                     file=sys.stderr,
                 )
-                results[task] = []
+                results[task.name] = []
                 continue
             env.set_seed(cfg.seed + EVAL_SEED_OFFSET)
-            rets = rollout(
-                model, env, z.to(device), cfg.env.name, task, cfg.agent.obs_key, cfg.eval.max_episode_steps
-            )
-            results[task] = rets.cpu().tolist()
+            rets = rollout(model, env, z.to(device), task, cfg.agent.obs_key, cfg.eval.max_episode_steps)
+            results[task.name] = rets.cpu().tolist()
     finally:
         model.train(was_training)
         set_rng_state(saved)
@@ -196,7 +221,10 @@ def evaluate_run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None)
     configure_threads(cfg.num_threads, cfg.deterministic)
     path = checkpoint or latest_checkpoint(run_dir / "checkpoints")
     if path is None:
-        raise FileNotFoundError(f"{run_dir / 'checkpoints'} holds no checkpoint; train the run first.")
+        raise CheckpointError(
+            f"{run_dir} is a train-zero-shot run without a checkpoint yet: train it first (or resume it with "
+            f"`jepa-agents train-zero-shot resume={run_dir}`)."
+        )
     ckpt = load_checkpoint(path)
     model = build_model(cfg.agent, ckpt["obs_shape"], ckpt["action_dim"]).to(device)
     model.load_state_dict(ckpt["agent"]["model"])
