@@ -1,16 +1,19 @@
 """Throughput of the default pixel learner: gradient updates/s and env steps/s of the training loop,
 the current fast path against the pre-change path, side by side in one process on the same replay.
 
-Variants (all the default config of ``jepa-agents train``: SAC + JEPA/SIGReg from 64x64 pixels of
-``torch/cartpole_swingup``, batch and sizes as configured):
+Variants (the default config of ``jepa-agents train``: SAC + JEPA/SIGReg from 64x64 pixels of
+``torch/cartpole_swingup``, batch and sizes as configured, unless said otherwise):
 
-* ``legacy``: the path before the fast-path change: float32, random shift by replicate-padding a float
-  copy of the uint8 batch, 1/255 scaling as a separate pass, NCHW layout, and slices of
-  ``max(K, n) + 1`` rows all encoded with gradients (truncated n-step returns);
-* ``fp32``: the current path in float32 (uint8 clamped-gather shift, scaling folded into the first
-  convolution, ``channels_last``, slices of ``K + n`` rows, bootstrap-only rows encoded without
-  gradients, so every transition gets its full n-step return);
-* ``bf16``: the same under bf16 autocast (``world_model.precision=bf16``, the default).
+* ``legacy``: the pre-change default learner: the previous path (float32, random shift by
+  replicate-padding a float copy of the uint8 batch, 1/255 scaling as a separate pass, NCHW layout,
+  slices of ``max(K, n) + 1`` rows all encoded with gradients, i.e. truncated n-step returns) and the
+  previous default encoder width (``small_cnn`` 32-64-128-256);
+* ``fp32_wide``, ``bf16_wide``: the current path (uint8 clamped-gather shift, scaling folded into the
+  first convolution, ``channels_last``, slices of ``K + n`` rows with bootstrap-only rows encoded
+  without gradients, so every transition gets its full n-step return) on the previous encoder width:
+  the ratio to ``legacy`` is the path's alone;
+* ``fp32``, ``bf16``: the current default learner (``small_cnn`` 16-32-64-128; ``bf16`` is the default
+  ``world_model.precision``).
 
 Each repeat times ``--updates`` updates of every variant in turn (after a warm-up), then ``--loop-steps``
 iterations of the training loop's collect -> update cycle; the median over repeats and the ratios to
@@ -53,9 +56,13 @@ def _legacy_shift(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out.reshape(*lead, c, h, w)
 
 
-def make_variant(base, name: str):
-    """A deep copy of agent ``base`` switched to variant ``name`` (see the module docstring)."""
-    agent = copy.deepcopy(base)
+WIDE = "world_model.encoder_channels=[32,64,128,256]"  # the pre-change default width
+
+
+def make_variant(base, wide, name: str):
+    """A deep copy of agent ``base`` (``wide``: the same on the previous encoder width) switched to
+    variant ``name`` (see the module docstring)."""
+    agent = copy.deepcopy(wide if name in ("legacy", "fp32_wide", "bf16_wide") else base)
     model = agent.nets.model
     encoder = model._encoder
     if name == "legacy":
@@ -65,7 +72,7 @@ def make_variant(base, name: str):
         model._augment.forward = types.MethodType(_legacy_shift, model._augment)
         agent.seq_len = max(agent.horizon, agent.cfg.n_step) + 1
     else:
-        encoder.precision = name
+        encoder.precision = name.removesuffix("_wide")
     return agent
 
 
@@ -108,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=10, help="untimed updates per variant first")
     parser.add_argument("--seed-steps", type=int, default=300, help="random agent steps to fill the replay")
-    parser.add_argument("--variants", nargs="+", default=["legacy", "fp32", "bf16"])
+    parser.add_argument("--variants", nargs="+", default=["legacy", "fp32_wide", "bf16_wide", "fp32", "bf16"])
     parser.add_argument("overrides", nargs="*", help="config overrides of `jepa-agents train`")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -117,13 +124,14 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device("cpu")
     env = make_env(cfg.env, cfg.env.num_envs, cfg.seed, device)
     base = make_agent(cfg, env, device)
+    wide = make_agent(compose([*args.overrides, WIDE]), env, device)
     replay = make_replay(cfg, env, device)
     td = env.reset()
     for _ in range(args.seed_steps):
         td["action"] = env.action_spec.rand()
         step_td, td = env.step_and_maybe_reset(td)
         replay.add(step_td)
-    agents = {name: make_variant(base, name) for name in args.variants}
+    agents = {name: make_variant(base, wide, name) for name in args.variants}
     step0 = args.seed_steps * env.batch_size[0] * getattr(env, "action_repeat", 1)
     results = {n: {"updates_per_s": [], "env_steps_per_s": []} for n in agents}
     for agent in agents.values():  # warm-up: oneDNN builds its kernels for every batch shape

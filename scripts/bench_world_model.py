@@ -150,6 +150,42 @@ def ridge_r2(x_tr, y_tr, x_te, y_te, alphas=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
     return r2(y_te, predict(fit(x_tr, y_tr, best), x_te)).numpy()
 
 
+# ----------------------------------------------------------------------------------- init scale
+def init_scale_table(base: WorldModelConfig, seed: int = 0) -> list[dict]:
+    """Per-dim std of the embedding at init on real ``torch/cartpole_swingup`` frames (64 episodes x 13
+    stacks from the env's reset distribution under random actions, and the 64 reset stacks alone), for
+    PyTorch's default init vs the orthogonal init, raw vs batch-normalized output."""
+    import envs
+
+    env = envs.make("torch/cartpole_swingup", num_envs=64, seed=seed, device="cpu", action_repeat=8)
+    gen = torch.Generator().manual_seed(seed)
+    td = env.reset()
+    frames = [td["pixels"]]
+    for _ in range(12):
+        td["action"] = torch.rand(64, 1, generator=gen) * 2 - 1
+        td = env.step(td)["next"]
+        frames.append(td["pixels"])
+    seq = stack_frames(torch.stack(frames, 1), 3)  # [64, 13, 9, 64, 64]
+    batches = {"all frames": seq.reshape(-1, *seq.shape[2:]), "reset frames": seq[:, 0]}
+    rows = []
+    for init in ("pytorch default", "orthogonal"):
+        torch.manual_seed(seed)
+        model = JEPAWorldModel(base, tuple(seq.shape[2:]), action_dim=1, discrete=False)
+        if init == "pytorch default":
+            for m in model._encoder.modules():
+                if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                    m.reset_parameters()
+        with torch.no_grad():
+            for name, x in batches.items():
+                raw = model._encoder(x)
+                rows.append({"init": init, "output": "raw", "frames": name, "std": float(raw.std(0).mean())})
+                normed = torch.nn.functional.batch_norm(raw, None, None, training=True, eps=1e-5)
+                rows.append(
+                    {"init": init, "output": "batchnorm", "frames": name, "std": float(normed.std(0).mean())}
+                )
+    return rows
+
+
 # ------------------------------------------------------------------------------------------ main
 CSV_COLUMNS = ("method", "seed", "updates", "probe_r2", "effective_rank", "sigreg_stat", "s_per_update")
 
@@ -199,6 +235,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-seed", type=int, default=12345)
     parser.add_argument("--csv", default=None, help="write the per-seed rows here")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--init-scale", action="store_true", help="only print the embedding scale at init")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -206,6 +243,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     preset = OmegaConf.to_container(OmegaConf.load("configs/world_model/jepa_sigreg.yaml"))
     base = WorldModelConfig(**preset)  # the shipped default world model
+    if args.init_scale:
+        rows = init_scale_table(base)
+        for row in rows:
+            print(f"{row['init']:>16} | {row['output']:>9} | {row['frames']:>12} | std {row['std']:.5f}")
+        return {"init_scale": rows}
     args.horizon = base.horizon
     if args.reg_weight is None:
         args.reg_weight = base.reg_weight
