@@ -15,8 +15,8 @@
 Writes one row per method and seed to ``--csv`` (``method,seed,updates,probe_r2,effective_rank,
 sigreg_stat,s_per_update``) and everything to ``--out`` (JSON). The README's run::
 
-    python scripts/bench_world_model.py --seeds 0 1 2 --updates 3000 \
-        --csv docs/results/world_model_probe.csv --out /tmp/bench_world_model.json
+    python scripts/bench_world_model.py --seeds 0 1 2 --updates 1500 --jobs 2 \\
+        --csv docs/results/world_model_probe.csv --out docs/results/world_model_probe.json
 """
 
 from __future__ import annotations
@@ -218,6 +218,27 @@ def run_one(method: str, seed: int, base: WorldModelConfig, data: dict, n_test: 
     }
 
 
+_DATA: dict = {}
+
+
+def _dataset(args) -> dict:
+    """The benchmark's dataset (deterministic in ``--data-seed``), built once per process."""
+    if not _DATA:
+        raw = collect(args.episodes, args.episode_length, args.data_seed, args.action_repeat)
+        _DATA.update(
+            obs=stack_frames(raw["frames"], args.frame_stack),  # [E, T+1, 3·stack, 64, 64]
+            states=raw["states"].double(),
+            actions=raw["actions"],
+        )
+    return _DATA
+
+
+def _job(method: str, seed: int, base: WorldModelConfig, n_test: int, args) -> dict:
+    """One (method, seed) row in a worker process (``--jobs``)."""
+    torch.set_num_threads(args.threads)
+    return run_one(method, seed, base, _dataset(args), n_test, args)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=200, help="episodes from random start states")
@@ -231,7 +252,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=64, help="sequences per update")
     parser.add_argument("--reg-weight", type=float, default=None, help="SIGReg λ (default: the preset's)")
     parser.add_argument("--lr", type=float, default=3e-4, help="Adam lr (the SAC learner's lr_encoder)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="(method, seed) rows trained in parallel processes"
+    )
     parser.add_argument("--data-seed", type=int, default=12345)
     parser.add_argument("--csv", default=None, help="write the per-seed rows here")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -253,12 +277,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.reg_weight = base.reg_weight
 
     t0 = time.perf_counter()
-    raw = collect(args.episodes, args.episode_length, args.data_seed, args.action_repeat)
-    data = {
-        "obs": stack_frames(raw["frames"], args.frame_stack),  # [E, T+1, 3·stack, 64, 64]
-        "states": raw["states"].double(),
-        "actions": raw["actions"],
-    }
+    data = _dataset(args)
     collect_seconds = time.perf_counter() - t0
     n_test = max(1, int(round(args.test_fraction * args.episodes)))
     print(
@@ -267,16 +286,31 @@ def main(argv: list[str] | None = None) -> dict:
         flush=True,
     )
     rows = []
-    for seed in args.seeds:
-        for method in args.methods:
-            row = run_one(method, seed, base, data, n_test, args)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            if args.csv:  # rewritten after every row, so a cut run keeps what it finished
-                with open(args.csv, "w", newline="") as f:
-                    writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-                    writer.writeheader()
-                    writer.writerows(rows)
+    jobs = [(method, seed) for seed in args.seeds for method in args.methods]
+    order = {job: i for i, job in enumerate(jobs)}
+
+    def record(row: dict) -> None:
+        rows.append(row)
+        rows.sort(key=lambda r: order[(r["method"], r["seed"])])
+        print(json.dumps(row), flush=True)
+        if args.csv:  # rewritten after every row, so a cut run keeps what it finished
+            with open(args.csv, "w", newline="") as f:
+                writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(rows)
+
+    if args.jobs > 1:  # one process per (method, seed), each with --threads threads
+        import concurrent.futures
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+            futures = [pool.submit(_job, method, seed, base, n_test, args) for method, seed in jobs]
+            for future in concurrent.futures.as_completed(futures):
+                record(future.result())
+    else:
+        for method, seed in jobs:
+            record(run_one(method, seed, base, data, n_test, args))
     summary = {}
     for method in args.methods:
         vals = np.array([r["probe_r2"] for r in rows if r["method"] == method])
@@ -297,6 +331,11 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "args": vars(args),
         "world_model": preset,
+        "encoder_channels": [
+            m.out_channels
+            for m in JEPAWorldModel(base, (9, 64, 64), 1, False).modules()
+            if isinstance(m, torch.nn.Conv2d)
+        ],
         "collect_seconds": collect_seconds,
         "rows": rows,
         "summary": summary,
