@@ -14,14 +14,14 @@ Actions: float32 ``[N, A]`` in the task's bounds (``[-1, 1]`` for every suite ta
 
 Options (defaults as DrQ / URLB): ``from_pixels=True``, ``image_size=64``, ``camera`` (quadruped 2,
 others 0), ``action_repeat`` (cartpole 8; cheetah, reacher, ball_in_cup 4; others 2), ``frame_stack=3``,
-``episode_length=1000`` (control steps), ``num_workers`` (processes; 0 = in this process; default
-``min(num_envs, cpu_count)``), ``worker_timeout_s=300``. Rendering uses ``MUJOCO_GL=egl`` unless set.
+``episode_length=1000`` (control steps), ``num_workers`` (0 = every copy in this process; otherwise one
+gymnasium ``AsyncVectorEnv`` process per copy, at most ``num_workers`` stepping at once; default
+``num_envs``, no limit, the fastest measured: ``scripts/bench_envs.py``), ``worker_timeout_s=300``.
+Rendering uses ``MUJOCO_GL=egl`` unless set.
 Done copies must be reset (``env.reset(td)`` with ``_reset``, or ``step_and_maybe_reset``) before stepping.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import torch
@@ -78,7 +78,7 @@ def _make(
     action_repeat = default_action_repeat(task) if action_repeat is None else action_repeat
     camera = CAMERA.get(domain, 0) if camera is None else camera
     if num_workers is None:
-        num_workers = 0 if num_envs == 1 else min(num_envs, os.cpu_count() or 1)
+        num_workers = 0 if num_envs == 1 else num_envs
     checks = {
         "image_size": (image_size, 1), "action_repeat": (action_repeat, 1), "frame_stack": (frame_stack, 1),
         "episode_length": (episode_length, 1), "num_workers": (num_workers, 0), "camera": (camera, 0),
@@ -141,9 +141,9 @@ class DMCEnv(EnvBase):
 
             self._sim = DMCBatch(task, seeds, **kwargs)
         else:
-            from envs.dmc_tasks.workers import WorkerPool
+            from envs.dmc_tasks.pool import AsyncPool
 
-            self._sim = WorkerPool(task, seeds, num_workers, timeout_s=worker_timeout_s, **kwargs)
+            self._sim = AsyncPool(task, seeds, num_workers, timeout_s=worker_timeout_s, **kwargs)
         info = self._sim.info()
         self._low, self._high = info["action_low"], info["action_high"]
         self._needs_reset = np.ones(num_envs, bool)

@@ -11,10 +11,12 @@ DMC (``--dmc-backends``, on by default): ``walker_walk`` from 64x64 pixels, fram
 N copies, uniform random actions, the same number of agent steps per backend after the same warm-up
 (not timed), every backend in the same run:
 
-* ours: ``envs.make("dmc/walker_walk", num_envs=N, num_workers=W)`` (``W=0``: in-process; ``W>0``: our
-  ``multiprocessing`` pipe pool, ``envs/dmc_tasks/workers.py``);
-* gymnasium ``AsyncVectorEnv`` (``shared_memory=True``, ``context="spawn"``) of N single-copy
-  :class:`DMCGym` envs (``dm_control.suite.load`` + ``physics.render`` + action repeat + frame stack);
+* ours: ``envs.make("dmc/walker_walk", num_envs=N, num_workers=W)`` (``W=0``: in-process; ``W>0``: the
+  gymnasium ``AsyncVectorEnv`` pool of ``envs/dmc_tasks/pool.py``, one process per copy, at most ``W``
+  stepping at once);
+* bare gymnasium ``AsyncVectorEnv`` (``shared_memory=True``, ``context="spawn"``) of N single-copy
+  :class:`DMCGym` envs (``dm_control.suite.load`` + ``physics.render`` + action repeat + frame stack),
+  what our pool costs over the library alone;
 * torchrl ``ParallelEnv(N, ...)`` (spawn) of our env nested with ``num_envs=1, num_workers=0``.
 
 All backends are built and warmed up first, then timed in rounds (``--dmc-repeats``), one backend after
@@ -49,38 +51,40 @@ def _rate(fn, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def bench_atari_raw(n: int, steps: int, repeats: int) -> float:
-    from ale_py.vector_env import AtariVectorEnv
-
-    env = AtariVectorEnv(
-        "pong", n, autoreset_mode="SameStep", reward_clipping=False, use_fire_reset=False, noop_max=30
-    )
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-
-    def run(k):
-        for _ in range(k):
-            env.step(rng.integers(0, 6, n).astype(np.int32))
-
-    return max(_rate(run, steps) for _ in range(repeats))
-
-
-def bench_atari_wrapper(n: int, steps: int, repeats: int) -> float:
+def atari_pair(n: int, steps: int, repeats: int) -> tuple[list[float], list[float]]:
+    """Batch steps/s of raw ``AtariVectorEnv`` and of our ``atari/pong``, timed in alternation
+    (``repeats`` pairs of ``steps`` steps) in this process. The raw env is the ``AtariVectorEnv`` inside a
+    second ``envs.make("atari/pong")`` (so both run with the same settings), stepped directly with
+    numpy actions; the wrapper is stepped through torchrl (``step_and_maybe_reset``) with actions drawn
+    by ``action_spec.rand()``."""
     import envs
 
-    env = envs.make("atari/pong", num_envs=n, seed=0)
-    state = {"td": env.reset()}
+    ours = envs.make("atari/pong", num_envs=n, seed=0)
+    raw = envs.make("atari/pong", num_envs=n, seed=0)._vec  # same construction, stepped without the wrapper
+    raw.reset(seed=0)
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, ours.num_actions, (steps, n)).astype(np.int32)
+    state = {"td": ours.reset()}
 
-    def run(k):
+    def run_raw(k):
+        for i in range(k):
+            raw.step(actions[i])
+
+    def run_ours(k):
         td = state["td"]
         for _ in range(k):
-            td["action"] = env.action_spec.rand()
-            _, td = env.step_and_maybe_reset(td)
+            td["action"] = ours.action_spec.rand()
+            _, td = ours.step_and_maybe_reset(td)
         state["td"] = td
 
-    rate = max(_rate(run, steps) for _ in range(repeats))
-    env.close()
-    return rate
+    run_raw(steps // 10), run_ours(steps // 10)  # warm-up
+    raws, wrappeds = [], []
+    for _ in range(repeats):
+        raws.append(_rate(run_raw, steps))
+        wrappeds.append(_rate(run_ours, steps))
+    ours.close()
+    raw.close()
+    return raws, wrappeds
 
 
 def _gym_preprocessed_pong():
@@ -246,7 +250,7 @@ def dmc_backends(workers: list[int], alternatives: bool) -> list[tuple[str, Call
     """``(label, build(n) -> (step, close))`` for every DMC backend to time."""
     out = []
     for w in workers:
-        label = "ours, in-process" if w == 0 else f"ours, {w} worker process{'es' * (w > 1)}"
+        label = "ours, in-process" if w == 0 else f"ours (AsyncVectorEnv pool, {w} stepping at once)"
         out.append((label, functools.partial(build_dmc_ours, workers=w)))
     if alternatives:
         if DMCGym is not None:
@@ -279,13 +283,13 @@ def main(argv=None) -> list[tuple]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--atari-envs", type=int, default=8)
     parser.add_argument("--atari-steps", type=int, default=1000, help="agent steps per timed run")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating raw/wrapper pairs (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating raw/wrapper rounds (median)")
     parser.add_argument("--skip-atari", action="store_true", help="time the DMC backends only")
     parser.add_argument("--dmc-envs", type=int, default=4)
     parser.add_argument("--dmc-steps", type=int, default=100, help="timed agent (batch) steps per run")
     parser.add_argument("--dmc-warmup", type=int, default=5, help="untimed agent steps before each run")
     parser.add_argument("--dmc-repeats", type=int, default=3, help="rounds over all DMC backends (median)")
-    parser.add_argument("--dmc-workers", type=int, nargs="+", default=[0, 1, 2, 4])
+    parser.add_argument("--dmc-workers", type=int, nargs="+", default=[0, 2, 4])
     parser.add_argument(
         "--dmc-backends",
         action=argparse.BooleanOptionalAction,
@@ -298,10 +302,7 @@ def main(argv=None) -> list[tuple]:
     overhead = 0.0
     if not args.skip_atari:
         n = args.atari_envs
-        raws, wrappeds = [], []
-        for _ in range(args.repeats):  # alternate so that load from other processes hits both alike
-            raws.append(bench_atari_raw(n, args.atari_steps, 1))
-            wrappeds.append(bench_atari_wrapper(n, args.atari_steps, 1))
+        raws, wrappeds = atari_pair(n, args.atari_steps, args.repeats)
         raw, wrapped = statistics.median(raws), statistics.median(wrappeds)
         overhead = statistics.median(r / w - 1 for r, w in zip(raws, wrappeds))
         rows += [

@@ -259,14 +259,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-seed", type=int, default=12345)
     parser.add_argument("--csv", default=None, help="write the per-seed rows here")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override fields of the default world model for every method (e.g. projector_hidden=[512])",
+    )
     parser.add_argument("--init-scale", action="store_true", help="only print the embedding scale at init")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     from omegaconf import OmegaConf
 
-    preset = OmegaConf.to_container(OmegaConf.load("configs/world_model/jepa_sigreg.yaml"))
-    base = WorldModelConfig(**preset)  # the shipped default world model
+    preset = OmegaConf.load("configs/world_model/jepa_sigreg.yaml")
+    preset = OmegaConf.to_container(OmegaConf.merge(preset, OmegaConf.from_dotlist(args.set)))
+    base = WorldModelConfig(**preset)  # the shipped default world model (with --set overrides)
     if args.init_scale:
         rows = init_scale_table(base)
         for row in rows:

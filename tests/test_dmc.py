@@ -93,9 +93,24 @@ def test_workers_match_in_process_and_report_death():
     local.close()
     os.kill(pool._sim.processes[1].pid, signal.SIGKILL)
     time.sleep(0.5)
-    with pytest.raises(RuntimeError, match=r"dmc/point_mass_maze_loop: worker 1 .*seeds \[7\].* died"):
+    with pytest.raises(RuntimeError, match=r"dmc/point_mass_maze_loop: worker 1 \(copy 1, seed 6\) died"):
         pool.step(td_p.set("action", actions[0]))
     pool.close()
+
+
+def test_stopped_worker_times_out_with_its_name_never_hangs():
+    env = envs.make("dmc/cartpole_balance", num_envs=2, seed=3, from_pixels=False, worker_timeout_s=2.0)
+    assert env._sim.info()["state_dim"] == 5
+    td = env.reset()
+    os.kill(env._sim.processes[0].pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        with pytest.raises(RuntimeError, match=r"dmc/cartpole_balance: .*did not answer within 2 s"):
+            env.step(td.set("action", torch.zeros(2, 1)))
+        assert time.monotonic() - start < 30
+    finally:
+        os.kill(env._sim.processes[0].pid, signal.SIGCONT)
+        env.close()
 
 
 def test_bad_input():

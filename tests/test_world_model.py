@@ -305,3 +305,19 @@ def test_residual_predictor_starts_as_identity():
     model = JEPAWorldModel(small_cfg(), STATE, A, discrete=False)
     z = torch.randn(B, D)
     torch.testing.assert_close(model.predict(z, torch.rand(B, A)), z)
+
+
+def test_projector_sits_between_the_embedding_and_the_regularizer():
+    """``projector_hidden``: the regularizer sees ``g(z)`` (LeJEPA), gradients reach the projector, and a
+    ``[T, N, D]`` batch keeps its shape through the projector's BatchNorm."""
+    torch.manual_seed(0)
+    model = JEPAWorldModel(small_cfg(projector_hidden=[32]), STATE, A, discrete=False)
+    z = torch.randn(4, 8, D)
+    g = model._projector(z)
+    assert g.shape == z.shape
+    torch.testing.assert_close(model.regularize(z), model._regularizer.__class__(num_slices=16)(g))
+    loss, _ = jepa_loss(model, torch.randn(B, K + 1, 5), torch.rand(B, K, A) * 2 - 1)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model._projector.parameters())
+    plain = JEPAWorldModel(small_cfg(projector_hidden=[32], regularizer="none"), STATE, A, discrete=False)
+    assert plain._projector is None  # nothing to project for

@@ -1,6 +1,6 @@
 """``DMCBatch``: ``k`` dm_control environments stepped one after the other in this process.
 
-Used directly (``num_workers=0``) or inside each worker process of :mod:`envs.dmc_tasks.workers`. It
+Used directly (``num_workers=0``) or inside each worker process of :mod:`envs.dmc_tasks.pool`. It
 returns numpy batches only, so it can sit behind a pipe:
 
 * ``state``   float32 ``[k, S]``  -- the observation dict flattened in its key order;

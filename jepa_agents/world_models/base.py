@@ -46,6 +46,11 @@ class LatentWorldModel(nn.Module, abc.ABC):
             self._target_encoder = copy.deepcopy(self._encoder).requires_grad_(False)
         reg_kwargs = {"num_slices": cfg.num_slices} if cfg.regularizer == "sigreg" else {}
         self._regularizer = make_regularizer(cfg.regularizer, **reg_kwargs)
+        self._projector = (
+            MLP(cfg.latent_dim, cfg.projector_hidden, cfg.latent_dim, "relu", batch_norm=True)
+            if cfg.projector_hidden and cfg.regularizer != "none"
+            else None
+        )
         d, a, hidden = cfg.latent_dim, self.action_dim, cfg.head_hidden
         self._reward_head = MLP(d + a, hidden, 1, "elu", True) if cfg.reward_weight > 0 else None
         self._value_head = MLP(d, hidden, 1, "elu", True) if cfg.value_weight > 0 else None
@@ -84,8 +89,9 @@ class LatentWorldModel(nn.Module, abc.ABC):
             bt.copy_(bo)
 
     def regularize(self, z: Tensor) -> Tensor:
-        """The configured regularizer (SIGReg/VICReg/zero) of ``z [N, D]`` or ``[T, N, D]`` -> scalar."""
-        return self._regularizer(z)
+        """The configured regularizer (SIGReg/VICReg/zero) of ``z [N, D]`` or ``[T, N, D]`` -> scalar,
+        applied to the projector's output ``g(z)`` when ``projector_hidden`` is set."""
+        return self._regularizer(z if self._projector is None else self._projector(z))
 
     def regularizer_references(self, n: int) -> dict[str, Tensor]:
         """SIGReg's reference values at batch size ``n`` (``{}`` for other regularizers):
