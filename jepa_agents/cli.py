@@ -46,8 +46,9 @@ def _groups_help() -> str:
 def _cmd_train(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
-    from jepa_agents.config import compose, expand_sweeps
-    from jepa_agents.train.loop import train
+    from jepa_agents.config import expand_sweeps
+    from jepa_agents.train.config import compose
+    from jepa_agents.train.run import train
 
     jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
     configs = [compose(job) for job in jobs]  # validate every job before running any
@@ -175,11 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         except GLBackendError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-    from jepa_agents.config.load import ConfigError
+    from jepa_agents.config.errors import ConfigError
     from jepa_agents.data.offline import DatasetError
-    from jepa_agents.train.checkpoint import CheckpointError
-    from jepa_agents.train.loop import RunStartError, TrainingError
-    from jepa_agents.train.run_dir import RunDirError
+    from jepa_agents.infra.checkpoint import CheckpointError
+    from jepa_agents.infra.run_dir import RunDirError
+    from jepa_agents.train.run import RunStartError, TrainingError
     from jepa_agents.zero_shot.tasks import TaskSpecError
 
     try:

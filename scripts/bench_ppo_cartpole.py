@@ -62,8 +62,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides")
     args = parser.parse_args()
 
-    from jepa_agents.config.load import compose
-    from jepa_agents.train.loop import train
+    from jepa_agents.train.config import compose
+    from jepa_agents.train.run import train
 
     overrides = [
         "agent=ppo",

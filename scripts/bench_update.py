@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 
 from jepa_agents.agents import make_agent
-from jepa_agents.config.load import compose
-from jepa_agents.data.replay import make_replay
-from jepa_agents.train.loop import make_env
+from jepa_agents.train.config import compose
+from jepa_agents.train.off_policy import make_replay
+from jepa_agents.train.online import make_env
 
 
 def _legacy_shift(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     env = make_env(cfg.env, cfg.env.num_envs, cfg.seed, device)
     base = make_agent(cfg, env, device)
     wide = make_agent(compose([*args.overrides, WIDE]), env, device)
-    replay = make_replay(cfg, env, device)
+    replay = make_replay(cfg, env, None, device)
     td = env.reset()
     for _ in range(args.seed_steps):
         td["action"] = env.action_spec.rand()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from jepa_agents.train import checkpoint as ck
+from jepa_agents.infra import checkpoint as ck
 
 
 def _state(x):

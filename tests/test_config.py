@@ -4,8 +4,9 @@ import pytest
 from omegaconf import OmegaConf
 from omegaconf.errors import ReadonlyConfigError
 
-from jepa_agents.config import ConfigError, compose, expand_sweeps
+from jepa_agents.config import ConfigError, expand_sweeps
 from jepa_agents.config.load import config_hash
+from jepa_agents.train.config import compose
 
 
 def test_default_config_is_typed_and_read_only():

@@ -92,7 +92,7 @@ def test_workers_match_in_process_and_report_death():
         assert torch.equal(out_l["next", "pixels"], out_p["next", "pixels"])
     local.close()
     os.kill(pool._sim.processes[1].pid, signal.SIGKILL)
-    time.sleep(0.5)
+    pool._sim.processes[1].join(timeout=30)
     with pytest.raises(RuntimeError, match=r"dmc/point_mass_maze_loop: worker 1 \(copy 1, seed 6\) died"):
         pool.step(td_p.set("action", actions[0]))
     pool.close()

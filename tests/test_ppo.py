@@ -12,11 +12,12 @@ from tensordict import TensorDict
 from torchrl.data import Bounded, Categorical, OneHot
 
 import envs
-from jepa_agents.agents.ppo import PPOAgent, RunningMoments, _action_space, make_ppo, sequence_starts
+from jepa_agents.agents.ppo import PPOAgent, _action_space
 from jepa_agents.agents.ppo_config import PPOConfig
 from jepa_agents.agents.ppo_losses import gae, policy_loss, value_loss
-from jepa_agents.config.load import compose
-from jepa_agents.train.on_policy import RolloutBuffer
+from jepa_agents.agents.ppo_networks import RunningMoments, sequence_starts
+from jepa_agents.data.rollout import RolloutBuffer
+from jepa_agents.train.config import compose
 from jepa_agents.world_models import WorldModelConfig
 
 SMALL = [
@@ -34,23 +35,6 @@ SMALL = [
     "agent.policy_hidden=[64,64]",
     "agent.value_hidden=[64,64]",
 ]
-
-
-@pytest.fixture
-def ppo_registered(monkeypatch):
-    """Register PPO in the agent registry for this test when the build does not (yet) do it."""
-    import jepa_agents.agents as agents
-    import jepa_agents.agents.config as agent_config
-
-    if "ppo" in agent_config.AGENT_CONFIGS:
-        return
-    monkeypatch.setitem(agent_config.AGENT_CONFIGS, "ppo", PPOConfig)
-    make_other = agents.make_agent
-
-    def make_agent(cfg, env, device):
-        return make_ppo(cfg, env, device) if cfg.agent.name == "ppo" else make_other(cfg, env, device)
-
-    monkeypatch.setattr(agents, "make_agent", make_agent)
 
 
 # --- GAE and losses ----------------------------------------------------------------------------------
@@ -97,13 +81,13 @@ def test_clipped_surrogate_math_and_gradients():
     loss, metrics = policy_loss(log_prob, torch.zeros(5), adv, eps)
     # min(ρA, clip(ρ)A): 0.5, 1.1, 1.2 (clipped), -0.8 (clipped), -1.5
     assert math.isclose(loss.item(), -(0.5 + 1.1 + 1.2 - 0.8 - 1.5) / 5, rel_tol=1e-6)
-    assert math.isclose(float(metrics["ppo/clip_fraction"]), 0.8, rel_tol=1e-6)
+    assert math.isclose(float(metrics["policy/clip_fraction"]), 0.8, rel_tol=1e-6)
     loss.backward()
     # d/dlogπ of -ρA/5 where the unclipped branch is active; zero where the clipped branch is the min
     expected = torch.tensor([-0.5, -1.1, 0.0, 0.0, 1.5]) / 5
     torch.testing.assert_close(log_prob.grad, expected)
     kl = float(((ratio - 1) - ratio.log()).mean())
-    assert math.isclose(float(metrics["ppo/approx_kl"]), kl, rel_tol=1e-6)
+    assert math.isclose(float(metrics["policy/approx_kl"]), kl, rel_tol=1e-6)
 
 
 def test_value_loss_plain_and_clipped():
@@ -192,7 +176,7 @@ def test_log_prob_and_entropy_match_torch_distributions(discrete):
         dist = torch.distributions.Categorical(logits=out)
     else:
         sample = torch.randn(7, 4)
-        dist = torch.distributions.Independent(torch.distributions.Normal(out, agent.net.log_std.exp()), 1)
+        dist = torch.distributions.Independent(torch.distributions.Normal(out, agent.nets.log_std.exp()), 1)
     log_prob, entropy = agent._log_prob_entropy(out, sample)
     torch.testing.assert_close(log_prob, dist.log_prob(sample))
     torch.testing.assert_close(entropy, dist.entropy())
@@ -202,11 +186,11 @@ def test_log_prob_and_entropy_match_torch_distributions(discrete):
 def test_update_changes_parameters_and_state_dict_round_trips(discrete):
     torch.manual_seed(0)
     agent = _agent(discrete)
-    before = [p.detach().clone() for p in agent.net.parameters()]
+    before = [p.detach().clone() for p in agent.nets.parameters()]
     metrics = agent.update(_rollout(agent), step=0)
-    assert {"ppo/policy_loss", "ppo/value_loss", "ppo/entropy", "wm/pred_loss"} <= metrics.keys()
+    assert {"policy/loss", "value/loss", "policy/entropy", "wm/pred_loss"} <= metrics.keys()
     assert all(math.isfinite(v) for v in metrics.values())
-    assert any(not torch.equal(a, b) for a, b in zip(before, agent.net.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.nets.parameters()))
     actions = agent.act(TensorDict({"state": torch.randn(5, 3)}, batch_size=[5]), eval_mode=False)
     assert actions.shape == ((5,) if discrete else (5, 4))
     if not discrete:
@@ -215,17 +199,18 @@ def test_update_changes_parameters_and_state_dict_round_trips(discrete):
     other.load_state_dict(agent.state_dict())
     obs = TensorDict({"state": torch.randn(5, 3)}, batch_size=[5])
     torch.testing.assert_close(other.act(obs, eval_mode=True), agent.act(obs, eval_mode=True))
-    assert other.optimizer.state_dict()["state"].keys() == agent.optimizer.state_dict()["state"].keys()
+    state = agent.optimizers["ppo"].state_dict()["state"]
+    assert other.optimizers["ppo"].state_dict()["state"].keys() == state.keys()
 
 
 def test_non_finite_loss_skips_steps_then_raises():
     agent = _agent(False, wm_weight=0.0, nan_limit=3)
     data = _rollout(agent)
     data["reward"][0, 0] = float("nan")
-    before = [p.detach().clone() for p in agent.net.parameters()]
+    before = [p.detach().clone() for p in agent.nets.parameters()]
     with pytest.raises(FloatingPointError, match="3 consecutive"):
         agent.update(data, step=0)  # 2 minibatches per epoch: the third skipped step raises
-    assert all(torch.equal(a, b) for a, b in zip(before, agent.net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.nets.parameters()))
 
 
 # --- the trainer -------------------------------------------------------------------------------------
@@ -237,8 +222,8 @@ def _scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def test_trainer_smoke_run_logs_evaluates_and_checkpoints(tmp_path, ppo_registered):
-    from jepa_agents.train.loop import train
+def test_trainer_smoke_run_logs_evaluates_and_checkpoints(tmp_path):
+    from jepa_agents.train.run import train
 
     cfg = compose(
         [
@@ -258,9 +243,9 @@ def test_trainer_smoke_run_logs_evaluates_and_checkpoints(tmp_path, ppo_register
     )
     run_dir = train(cfg)
     tags = _scalars(run_dir)
-    for tag in ("ppo/policy_loss", "ppo/value_loss", "wm/pred_loss", "perf/env_steps_per_s", "eval/return"):
+    for tag in ("policy/loss", "value/loss", "wm/pred_loss", "perf/env_steps_per_s", "eval/return"):
         assert tag in tags, tag
-    assert [s for s, _ in tags["ppo/policy_loss"]] == [1024, 2048, 3072]
+    assert [s for s, _ in tags["policy/loss"]] == [1024, 2048, 3072]
     assert [s for s, _ in tags["eval/return"]] == [0, 2048, 3072]  # step 0: eval.at_start
     assert [s for s, _ in tags["eval/random_return"]] == [0]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
@@ -284,10 +269,10 @@ def _random_return(n: int, seed: int) -> float:
     return float(total.mean())
 
 
-def test_ppo_learns_cartpole_balance_from_states(tmp_path, ppo_registered):
+def test_ppo_learns_cartpole_balance_from_states(tmp_path):
     """256 copies, 16 rollouts (~520k frames): the deterministic policy must beat the uniform-random one
     by 300 (random ≈ 270 of 1000; an untrained policy's zero-mean action ≈ 350-400)."""
-    from jepa_agents.train.loop import train
+    from jepa_agents.train.run import train
 
     random_return = _random_return(16, seed=123)
     cfg = compose(

@@ -11,7 +11,9 @@ from omegaconf import OmegaConf
 from tensordict import TensorDict
 from torchrl.data import Bounded, Composite, Unbounded
 
-from jepa_agents.data.replay import DROP_KEY, Replay, make_replay, nstep_returns
+from jepa_agents.data.nstep import nstep_returns
+from jepa_agents.data.replay import DROP_KEY, Replay
+from jepa_agents.train.off_policy import make_replay
 
 C, H, W = 3, 4, 4
 
@@ -285,10 +287,10 @@ def test_make_replay_from_config(tmp_path):
             "run_dir": str(tmp_path),
         }
     )
-    replay = make_replay(cfg, env, torch.device("cpu"))
+    replay = make_replay(cfg, env, None, torch.device("cpu"))
     assert replay.obs_keys == ("pixels", "state") and replay.capacity == 50  # not the episode statistics
     cfg.train.replay_device = "memmap"
-    replay = make_replay(cfg, env, torch.device("cpu"))
+    replay = make_replay(cfg, env, None, torch.device("cpu"))
     stream = FakeStream([[5], [6], [7]])
     for _ in range(12):
         replay.add(stream.step())
@@ -296,10 +298,10 @@ def test_make_replay_from_config(tmp_path):
     assert replay.sample(8, 3)["pixels"].shape == (8, 3, C, H, W)
     cfg.env.frame_stack = 2
     with pytest.raises(ValueError, match="not a stack of env.frame_stack=2"):
-        make_replay(cfg, env, torch.device("cpu"))
+        make_replay(cfg, env, None, torch.device("cpu"))
     cfg.train.replay_device = "gpu"
     with pytest.raises(ValueError, match="replay_device"):
-        make_replay(cfg, env, torch.device("cpu"))
+        make_replay(cfg, env, None, torch.device("cpu"))
 
 
 def test_state_dict_holds_only_written_rows():

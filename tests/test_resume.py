@@ -86,9 +86,9 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
 
 def test_repeated_nan_stops_training_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     from jepa_agents.agents.sac import SACAgent
-    from jepa_agents.config import compose
-    from jepa_agents.train.checkpoint import list_checkpoints, load_checkpoint
-    from jepa_agents.train.loop import TrainingError, train
+    from jepa_agents.infra.checkpoint import list_checkpoints, load_checkpoint
+    from jepa_agents.train.config import compose
+    from jepa_agents.train.run import TrainingError, train
 
     original = SACAgent.update
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from jepa_agents.config import compose
-from jepa_agents.train.logger import Logger
-from jepa_agents.train.run_dir import RunDirError, prepare_run_dir
+from jepa_agents.infra.logger import Logger
+from jepa_agents.infra.run_dir import RunDirError, prepare_run_dir
+from jepa_agents.train.config import compose
 
 
 def test_new_run_writes_config_and_refuses_reuse(tmp_path):

@@ -14,8 +14,8 @@ from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from jepa_agents.agents import DiscreteSACAgent, SACAgent, make_agent
-from jepa_agents.config.load import validate
 from jepa_agents.data.replay import Replay
+from jepa_agents.train.config import validate
 
 CPU = torch.device("cpu")
 
@@ -214,8 +214,8 @@ def test_update_to_data_ratio_and_update_every():
 
 
 def test_trains_on_torch_cartpole_swingup_pixels_through_the_loop(tmp_path):
-    from jepa_agents.config.load import compose
-    from jepa_agents.train.loop import train
+    from jepa_agents.train.config import compose
+    from jepa_agents.train.run import train
 
     overrides = [
         "env=torch/cartpole_swingup",

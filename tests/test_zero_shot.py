@@ -12,13 +12,14 @@ from omegaconf import OmegaConf
 from tensordict import TensorDict
 
 import envs
-from jepa_agents.config.load import ConfigError, compose
+from jepa_agents.config.errors import ConfigError
+from jepa_agents.config.load import compose
 from jepa_agents.data.offline import DatasetError, DatasetMeta, DatasetWriter, load_dataset, spec_of
-from jepa_agents.train.checkpoint import CheckpointError
+from jepa_agents.infra.checkpoint import CheckpointError
 from jepa_agents.zero_shot.agents import build_model, make_zero_shot_agent
 from jepa_agents.zero_shot.cli import collect_main, eval_main, train_main
 from jepa_agents.zero_shot.collect import _episode_row, _EpisodeSplitter
-from jepa_agents.zero_shot.config import check_ranges
+from jepa_agents.zero_shot.config import ZERO_SHOT
 from jepa_agents.zero_shot.evaluate import check_model_fits, check_tasks, domain_tasks
 from jepa_agents.zero_shot.losses import fb_loss, orthonormality_loss, td_jepa_td_loss
 from jepa_agents.zero_shot.tasks import TaskSpecError
@@ -37,7 +38,7 @@ def _one_thread():
 
 
 def _cfg(*overrides: str):
-    return compose(["dataset=unused", *overrides], config_name="zero_shot")
+    return compose(["dataset=unused", *overrides], ZERO_SHOT)
 
 
 def _episode(length: int, start: float = 0.0) -> TensorDict:
@@ -215,7 +216,7 @@ def test_bad_task_and_config_errors():
     with pytest.raises(ValueError, match="its tasks: reach_top_left, reach_top_right"):
         check_tasks(MAZE, ["fly_to_the_moon"])
     with pytest.raises(ConfigError, match="agent.regularizer='foo'"):
-        check_ranges(_cfg("agent.regularizer=foo"))
+        _cfg("agent.regularizer=foo")
     with pytest.raises(ConfigError, match="Unknown config key"):
         _cfg("agent.widht=3")
 
@@ -234,6 +235,25 @@ def test_agents_update_and_state_roundtrip(tmp_path):
         a = agent.update(batch)
         torch.manual_seed(3)
         assert twin.update(batch) == a
+
+
+def test_a_nan_loss_leaves_every_parameter_unchanged(tmp_path):
+    """The NaN guard runs between backward() and the optimizer step: a batch that makes the loss NaN
+    raises FloatingPointError and no parameter, target or optimizer moment changes."""
+    _write(tmp_path / "ds", lengths=(20, 20))
+    batch = load_dataset(tmp_path / "ds").sample(16)
+    batch["observation", "state"][0, 0] = float("nan")
+    for preset in ("td_jepa_sigreg", "fb"):
+        cfg = _cfg(f"zs_agent={preset}", "agent.encoder_hidden=[16]", "agent.predictor_hidden=[16]")
+        agent = make_zero_shot_agent(cfg.agent, [4], 2, torch.device("cpu"))
+        before = copy.deepcopy(agent.state_dict())
+        with pytest.raises(FloatingPointError, match="non-finite"):
+            agent.update(batch)
+        after = agent.state_dict()
+        for part in ("model", "target"):
+            for key, value in before[part].items():
+                assert torch.equal(value, after[part][key]), (preset, part, key)
+        assert after["optimizers"]["critic"]["state"] == {}  # Adam never stepped
 
 
 # ------------------------------------------------------------------------------------------- end to end
@@ -317,7 +337,7 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     from jepa_agents.config.load import validate
     from jepa_agents.zero_shot.evaluate import zero_shot_eval
 
-    cfg = validate(OmegaConf.load(run / "config.yaml"), "zero_shot")
+    cfg = validate(OmegaConf.load(run / "config.yaml"), ZERO_SHOT)
     ckpt = torch.load(sorted((run / "checkpoints").glob("*.pt"))[-1], weights_only=False)
     model = build_model(cfg.agent, ckpt["obs_shape"], ckpt["action_dim"])
     model.load_state_dict(ckpt["agent"]["model"])
@@ -337,7 +357,7 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
         eval_main([str(empty), *common])
     online = tmp_path / "online_run"
     online.mkdir()
-    from jepa_agents.config.load import compose as compose_train
+    from jepa_agents.train.config import compose as compose_train
 
     (online / "config.yaml").write_text(OmegaConf.to_yaml(compose_train([f"run_dir={online}"])))
     with pytest.raises(ConfigError, match="online training run"):
@@ -345,7 +365,7 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
 
 
 def test_offline_training_resumes_exactly(tmp_path):
-    from jepa_agents.train.checkpoint import load_checkpoint
+    from jepa_agents.infra.checkpoint import load_checkpoint
 
     _write(tmp_path / "ds", lengths=(30, 30))
     run = tmp_path / "run"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import re
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -126,8 +127,13 @@ class AsyncPool:
     def info(self) -> dict:
         return self._info
 
-    def _describe_failure(self) -> str:
-        dead = [i for i, p in enumerate(self._vec.processes) if not p.is_alive()]
+    def _describe_failure(self, closed_pipe: bool) -> str:
+        deadline = time.monotonic() + (2.0 if closed_pipe else 0.0)
+        while True:  # a worker that closed its pipe is dying: give its process a moment to be reaped
+            dead = [i for i, p in enumerate(self._vec.processes) if not p.is_alive()]
+            if dead or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
         if dead:
             who = ", ".join(
                 f"worker {i} (copy {i}, seed {self.seeds[i]}) died with exit code "
@@ -141,7 +147,8 @@ class AsyncPool:
         try:
             return call()
         except (mp.TimeoutError, EOFError, BrokenPipeError, ConnectionError) as err:
-            raise RuntimeError(f"{self._describe_failure()} ({type(err).__name__})") from None
+            closed = not isinstance(err, mp.TimeoutError)
+            raise RuntimeError(f"{self._describe_failure(closed)} ({type(err).__name__})") from None
 
     def reset(self, mask: np.ndarray) -> dict:
         mask = np.asarray(mask, bool)

@@ -1,49 +1,52 @@
-"""Learners on top of a JEPA world model: ``make_agent(cfg, env, device)``.
+"""Learners on top of a JEPA world model, and the table of them: ``LEARNERS[name]`` is a :class:`Learner`
+(config schema, builder, trainer kind); ``make_agent(cfg, env, device)`` builds ``cfg.agent.name``.
 
 * ``sac`` (:class:`SACAgent`): continuous actions in ``[-1, 1]^A`` (DMC, torch control);
 * ``discrete_sac`` (:class:`DiscreteSACAgent`): discrete actions (Atari);
 * ``ppo`` (:class:`jepa_agents.agents.ppo.PPOAgent`): on-policy, either action space (``make_ppo``).
 
-An agent implements ``act(obs, eval_mode) -> actions``, ``update(replay, step) -> metrics`` and
-``state_dict() / load_state_dict()`` (networks and optimizers); see ``docs/CONTRACTS.md``.
+An agent implements ``act(obs, eval_mode) -> actions``, ``update(data, step) -> metrics`` and
+``state_dict() / load_state_dict()`` (networks and optimizers); see ``docs/CONTRACTS.md``, which also
+walks through adding a learner (its module, a row of :data:`LEARNERS`, a preset in ``configs/agent/``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from jepa_agents.agents.config import AGENT_CONFIGS, DiscreteSACConfig, SACConfig
+from jepa_agents.agents.config import DiscreteSACConfig, SACConfig
 from jepa_agents.agents.discrete_sac import DiscreteSACAgent
 from jepa_agents.agents.ppo import PPOAgent, make_ppo
+from jepa_agents.agents.ppo_config import PPOConfig
 from jepa_agents.agents.sac import ObsEncoder, SACAgent
 from jepa_agents.world_models import make_world_model
 
-__all__ = ["AGENT_CONFIGS", "DiscreteSACAgent", "DiscreteSACConfig", "SACAgent", "SACConfig", "make_agent"]
-
-_DISCRETE = {"sac": False, "discrete_sac": True}
+__all__ = [
+    "LEARNERS", "DiscreteSACAgent", "DiscreteSACConfig", "Learner", "PPOAgent", "SACAgent", "SACConfig",
+    "learner", "make_agent", "trainer_kind",
+]  # fmt: skip
 
 
 def _to_object(node):
     return OmegaConf.to_object(node) if isinstance(node, DictConfig) else node
 
 
-def make_agent(cfg: DictConfig, env, device: torch.device) -> SACAgent | PPOAgent:
-    """The learner ``cfg.agent.name`` for ``env`` (a torchrl ``EnvBase`` with batch ``[N]``) on ``device``.
+def make_sac(cfg: DictConfig, env, device: torch.device) -> SACAgent:
+    """SAC (``agent.name=sac``) or discrete SAC (``discrete_sac``) for ``env`` (module docstring).
 
     ``cfg`` is the full validated config (``agent``, ``world_model``, ``env``, ``train``). The agent
     observes ``pixels`` when ``cfg.env.from_pixels`` else ``state``. Raises ``ValueError`` when the
     learner does not fit the env's action space, naming the learner to use instead.
     """
-    if cfg.agent.name == "ppo":
-        return make_ppo(cfg, env, device)
     agent_cfg, wm_cfg = _to_object(cfg.agent), _to_object(cfg.world_model)
     name = agent_cfg.name
-    if name not in _DISCRETE:
-        raise ValueError(f"Unknown agent.name {name!r}; valid: {', '.join(sorted(AGENT_CONFIGS))}")
     spec = env.action_spec
     discrete = not spec.dtype.is_floating_point
-    if discrete != _DISCRETE[name]:
+    if discrete != (name == "discrete_sac"):
         kind, other = ("discrete", "discrete_sac") if discrete else ("continuous", "sac")
         raise ValueError(
             f"agent={name} does not fit {cfg.env.name}: its action space is {kind} "
@@ -78,3 +81,41 @@ def make_agent(cfg: DictConfig, env, device: torch.device) -> SACAgent | PPOAgen
         life_loss = "life_loss" in env.observation_spec.keys()
         return DiscreteSACAgent(agent_cfg, model, obs_key, action_dim, device, life_loss=life_loss, **common)
     return SACAgent(agent_cfg, model, obs_key, action_dim, device, **common)
+
+
+@dataclass(frozen=True)
+class Learner:
+    """One online learner: what ``jepa-agents train agent=<name>`` needs to know about it."""
+
+    config: type
+    """Dataclass schema of its ``agent`` config section (``name`` field equal to its key)."""
+    build: Callable[[DictConfig, object, torch.device], object]
+    """``(full config, env, device) -> agent``; raises ``ValueError`` when it does not fit the env."""
+    trainer: str
+    """Its schedule: ``off_policy`` (replay, :mod:`jepa_agents.train.off_policy`) or ``on_policy``
+    (rollouts, :mod:`jepa_agents.train.on_policy`)."""
+
+
+LEARNERS: dict[str, Learner] = {
+    "sac": Learner(SACConfig, make_sac, "off_policy"),
+    "discrete_sac": Learner(DiscreteSACConfig, make_sac, "off_policy"),
+    "ppo": Learner(PPOConfig, make_ppo, "on_policy"),
+}
+"""Learner name -> :class:`Learner`. A new online learner is one row here (plus its module and preset)."""
+
+
+def learner(name: str) -> Learner:
+    """``LEARNERS[name]``, or a ``ValueError`` that lists the learners."""
+    if name not in LEARNERS:
+        raise ValueError(f"Unknown agent.name {name!r}; valid: {', '.join(sorted(LEARNERS))}")
+    return LEARNERS[name]
+
+
+def trainer_kind(name: str) -> str:
+    """The schedule of learner ``name``: ``off_policy`` or ``on_policy``."""
+    return learner(name).trainer
+
+
+def make_agent(cfg: DictConfig, env, device: torch.device):
+    """The learner ``cfg.agent.name`` for ``env`` (a torchrl ``EnvBase`` with batch ``[N]``) on ``device``."""
+    return learner(cfg.agent.name).build(cfg, env, device)

@@ -1,10 +1,9 @@
-"""Schemas of the ``agent`` config group: ``AGENT_CONFIGS[name]`` is the dataclass of learner ``name``."""
+"""Schemas of the SAC learners' ``agent`` config sections (``LEARNERS[name].config`` in
+:mod:`jepa_agents.agents`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from jepa_agents.agents.ppo_config import PPOConfig
 
 
 @dataclass
@@ -17,7 +16,7 @@ class _SACCommon:
     """
 
     name: str
-    """Learner name (the key of ``AGENT_CONFIGS``)."""
+    """Learner name (its key in ``jepa_agents.agents.LEARNERS``)."""
     lr_actor: float = 3e-4
     """Adam learning rate of the actor."""
     lr_critic: float = 3e-4
@@ -85,7 +84,7 @@ class SACConfig(_SACCommon):
     """
 
     name: str = "sac"
-    """Learner name (the key of ``AGENT_CONFIGS``)."""
+    """Learner name (its key in ``jepa_agents.agents.LEARNERS``)."""
     log_std_min: float = -5.0
     """Lower bound of the actor's pre-tanh log standard deviation."""
     log_std_max: float = 2.0
@@ -105,7 +104,7 @@ class DiscreteSACConfig(_SACCommon):
     """
 
     name: str = "discrete_sac"
-    """Learner name (the key of ``AGENT_CONFIGS``)."""
+    """Learner name (its key in ``jepa_agents.agents.LEARNERS``)."""
     batch_size: int = 64
     """Slices per gradient update, each of ``K + n_step`` consecutive steps (``K`` transitions, each with
     its full n-step return; ``K`` is the world model's horizon, 1 without a world model)."""
@@ -127,6 +126,3 @@ class DiscreteSACConfig(_SACCommon):
         if not 0.0 < self.target_entropy_scale <= 1.0:
             raise ValueError(f"agent.target_entropy_scale={self.target_entropy_scale} must be in (0, 1]")
 
-
-AGENT_CONFIGS: dict[str, type] = {"sac": SACConfig, "discrete_sac": DiscreteSACConfig, "ppo": PPOConfig}
-"""Learner name -> config dataclass (``name`` field equal to the key)."""

@@ -18,137 +18,20 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from tensordict import TensorDict
 from torch import Tensor, nn
 
 from jepa_agents.agents.ppo_config import PPOConfig
 from jepa_agents.agents.ppo_losses import entropy_loss, explained_variance, gae, policy_loss, value_loss
+from jepa_agents.agents.ppo_networks import PPONetworks, sequence_starts
+from jepa_agents.infra.nan_guard import NaNGuard
 from jepa_agents.losses.world_model import jepa_loss
-from jepa_agents.nn import MLP, make_encoder
-from jepa_agents.world_models import WorldModelConfig, make_world_model
+from jepa_agents.world_models import WorldModelConfig
 
-OBS_CLIP = 10.0
-"""Normalized state observations are clipped to ``±OBS_CLIP``."""
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-class RunningMoments(nn.Module):
-    """Running mean and variance of samples ``x [B, *shape]`` (Chan et al. parallel update), as buffers.
-
-    δ = μ_b - μ,  n' = n + b,  μ' = μ + δ·b/n',  σ'² = (σ²·n + σ_b²·b + δ²·n·b/n') / n'
-    """
-
-    def __init__(self, shape: Sequence[int]):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(tuple(shape)))
-        self.register_buffer("var", torch.ones(tuple(shape)))
-        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
-
-    @torch.no_grad()
-    def update(self, x: Tensor) -> None:
-        x = x.reshape(-1, *self.mean.shape).float()
-        b = x.shape[0]
-        mean_b, var_b = x.mean(0), x.var(0, unbiased=False)
-        total = self.count + b
-        delta = mean_b - self.mean
-        ratio = (b / total).float()
-        self.mean += delta * ratio
-        self.var.copy_(self.var * (1 - ratio) + var_b * ratio + delta.square() * ratio * (1 - ratio))
-        self.count.copy_(total)
-
-
-class RewardScaler(nn.Module):
-    """Divides rewards by the running std of the discounted return ``G_t = γ·G_{t-1}·(1 - done_{t-1}) + r_t``
-    of every copy (Engstrom et al. 2020, "implementation matters"); ``G`` is carried across rollouts."""
-
-    def __init__(self, num_envs: int, gamma: float):
-        super().__init__()
-        self.gamma = gamma
-        self.moments = RunningMoments(())
-        self.register_buffer("ret", torch.zeros(num_envs))
-
-    @torch.no_grad()
-    def forward(self, reward: Tensor, done: Tensor) -> Tensor:
-        """``reward``, ``done`` ``[T, N]`` -> scaled rewards ``[T, N]`` (statistics include this rollout)."""
-        if reward.shape[1] != self.ret.shape[0]:
-            raise ValueError(f"rollout has {reward.shape[1]} copies, the reward scaler {self.ret.shape[0]}")
-        returns = torch.empty_like(reward)  # [T, N]
-        for t in range(reward.shape[0]):
-            self.ret.mul_(self.gamma).add_(reward[t])
-            returns[t] = self.ret
-            self.ret.masked_fill_(done[t], 0.0)
-        self.moments.update(returns)
-        return reward / (self.moments.var.sqrt() + 1e-8)
-
-
-def sequence_starts(done: Tensor, horizon: int) -> Tensor:
-    """Start indices ``(t, n)`` of the windows ``o_t .. o_{t+K}`` of a ``[T, N]`` rollout inside one episode.
-
-    Window ``(t, n)`` is valid when ``t + K <= T - 1`` and no step ``t .. t+K-1`` of copy ``n`` is ``done``
-    (after a done step the next row is the reset observation of a new episode).
-
-    Args:
-        done: ``[T, N]`` bool.
-        horizon: ``K >= 1``.
-
-    Returns:
-        ``[W, 2]`` long ``(t, n)`` of the ``W`` valid windows.
-    """
-    steps = done.shape[0]
-    ends = F.pad(done.long().cumsum(0), (0, 0, 1, 0))  # [T+1, N]: dones among steps < t
-    ok = ends[horizon:steps] == ends[: steps - horizon]  # [T-K, N]: no done in steps t .. t+K-1
-    return ok.nonzero()
-
-
-class PPONetworks(nn.Module):
-    """Parameters and statistics of the agent: world model (or plain encoder), heads, normalizers."""
-
-    def __init__(
-        self,
-        cfg: PPOConfig,
-        wm_cfg: WorldModelConfig,
-        obs_shape: tuple[int, ...],
-        action_dim: int,
-        discrete: bool,
-        num_envs: int,
-    ):
-        super().__init__()
-        self.world_model = make_world_model(wm_cfg, obs_shape, action_dim, discrete)
-        self.encoder = None
-        if self.world_model is None:
-            kwargs = {"precision": wm_cfg.precision} if len(obs_shape) == 3 else {}
-            self.encoder = make_encoder(wm_cfg.encoder, obs_shape, wm_cfg.latent_dim, **kwargs)
-        d = wm_cfg.latent_dim
-        self.policy = MLP(d, cfg.policy_hidden, action_dim, cfg.activation)
-        self.value = MLP(d, cfg.value_hidden, 1, cfg.activation)
-        with torch.no_grad():  # near-uniform initial policy (Andrychowicz et al. 2021)
-            last = [m for m in self.policy.modules() if isinstance(m, nn.Linear)][-1]
-            last.weight.mul_(0.01)
-            last.bias.zero_()
-        self.log_std = None if discrete else nn.Parameter(torch.full((action_dim,), cfg.init_log_std))
-        self.obs_norm = RunningMoments(obs_shape) if cfg.normalize_obs else None
-        self.reward_scaler = RewardScaler(num_envs, cfg.gamma) if cfg.normalize_rewards else None
-
-    def normalize(self, obs: Tensor) -> Tensor:
-        """``obs [*, *obs_shape]`` -> standardized and clipped (float) when ``normalize_obs``, else as is."""
-        if self.obs_norm is None:
-            return obs
-        x = (obs.float() - self.obs_norm.mean) / (self.obs_norm.var + 1e-8).sqrt()
-        return x.clamp(-OBS_CLIP, OBS_CLIP)
-
-    def encode(self, obs: Tensor) -> Tensor:
-        """``obs [*, *obs_shape] -> z [*, D]`` (normalized first; no augmentation)."""
-        x = self.normalize(obs)
-        if self.world_model is None:
-            return self.encoder(x)
-        # the heads see running-statistics embeddings: the same when acting and when re-evaluating
-        # log-probabilities in the update (batch statistics would change the ratio)
-        return self.world_model.encode(x, running_stats=True)
 
 
 class PPOAgent:
@@ -168,18 +51,17 @@ class PPOAgent:
     ):
         self.cfg, self.obs_key, self.discrete, self.device = cfg, obs_key, discrete, device
         self.horizon = wm_cfg.horizon
-        self.max_consecutive_nan = max_consecutive_nan
-        self.net = PPONetworks(cfg, wm_cfg, obs_shape, action_dim, discrete, num_envs).to(device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.nets = PPONetworks(cfg, wm_cfg, obs_shape, action_dim, discrete, num_envs).to(device)
+        self.optimizers = {"ppo": torch.optim.Adam(self.nets.parameters(), lr=cfg.lr, eps=cfg.adam_eps)}
         weights = {"policy": 1.0, "value": cfg.value_coef, "entropy": cfg.entropy_coef, "wm": cfg.wm_weight}
         self.loss_weights = {k: w for k, w in weights.items() if w > 0}
         """Loss name -> weight of the terms that enter the total loss (zero weights are not computed)."""
-        self.nan_streak = 0
+        self.nan_guard = NaNGuard(max_consecutive_nan, what="PPO gradient step")
 
     # --- the policy ----------------------------------------------------------------------------------
     def _heads(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """``z [M, D]`` -> (policy output ``[M, A]``: means, or logits when discrete; values ``[M]``)."""
-        return self.net.policy(z), self.net.value(z).squeeze(-1)
+        return self.nets.policy(z), self.nets.value(z).squeeze(-1)
 
     def _log_prob_entropy(self, out: Tensor, sample: Tensor) -> tuple[Tensor, Tensor]:
         """``log π(sample | s)`` and ``H[π(·|s)]``, both ``[M]``, from the policy output ``out [M, A]``.
@@ -191,7 +73,7 @@ class PPOAgent:
         if self.discrete:
             logp = out.log_softmax(-1)  # [M, A]
             return logp.gather(-1, sample[:, None]).squeeze(-1), -(logp.exp() * logp).sum(-1)
-        log_std = self.net.log_std.expand_as(out)  # [M, A]
+        log_std = self.nets.log_std.expand_as(out)  # [M, A]
         log_prob = (-0.5 * ((sample - out) / log_std.exp()).square() - log_std - 0.5 * _LOG_2PI).sum(-1)
         entropy = (0.5 + 0.5 * _LOG_2PI + log_std).sum(-1)
         return log_prob, entropy
@@ -206,12 +88,12 @@ class PPOAgent:
     def explore(self, obs: TensorDict) -> TensorDict:
         """Sample actions for collection: ``obs`` ``[N]`` -> TensorDict ``[N]`` with ``action`` (for the env),
         ``sample`` (``u [N, A]`` or the index ``[N]``), ``log_prob`` ``[N]`` and ``value`` ``[N]``."""
-        z = self.net.encode(obs[self.obs_key])  # [N, D]
+        z = self.nets.encode(obs[self.obs_key])  # [N, D]
         out, value = self._heads(z)
         if self.discrete:
             sample = torch.multinomial(out.softmax(-1), 1).squeeze(-1)  # [N]
         else:
-            sample = out + self.net.log_std.exp() * torch.randn_like(out)  # [N, A]
+            sample = out + self.nets.log_std.exp() * torch.randn_like(out)  # [N, A]
         log_prob, _ = self._log_prob_entropy(out, sample)
         data = {"action": self._to_env(sample), "sample": sample, "log_prob": log_prob, "value": value}
         return TensorDict(data, batch_size=obs.batch_size)
@@ -221,13 +103,13 @@ class PPOAgent:
         """Actions ``[N, A]`` in ``[-1, 1]`` (or indices ``[N]``); ``eval_mode``: the mean (or argmax)."""
         if not eval_mode:
             return self.explore(obs)["action"]
-        out = self.net.policy(self.net.encode(obs[self.obs_key]))
+        out = self.nets.policy(self.nets.encode(obs[self.obs_key]))
         return out.argmax(-1) if self.discrete else self._to_env(out)
 
     @torch.no_grad()
     def value(self, obs: TensorDict) -> Tensor:
         """``V(o)`` ``[N]`` of observations ``obs`` ``[N]`` (bootstrap values of truncated episodes)."""
-        return self.net.value(self.net.encode(obs[self.obs_key])).squeeze(-1)
+        return self.nets.value(self.nets.encode(obs[self.obs_key])).squeeze(-1)
 
     # --- learning ------------------------------------------------------------------------------------
     def update(self, rollout: TensorDict, step: int) -> dict[str, float]:
@@ -240,8 +122,8 @@ class PPOAgent:
         """
         cfg = self.cfg
         reward, done = rollout["reward"], rollout["done"]  # [T, N]
-        if self.net.reward_scaler is not None:
-            reward = self.net.reward_scaler(reward, done)
+        if self.nets.reward_scaler is not None:
+            reward = self.nets.reward_scaler(reward, done)
         adv, ret = gae(
             reward,
             rollout["value"],
@@ -265,20 +147,20 @@ class PPOAgent:
                 for k, v in metrics.items():
                     sums[k] = sums[k] + v
                     counts[k] += 1
-                if cfg.target_kl > 0 and metrics.get("ppo/approx_kl", 0.0) > cfg.target_kl:
+                if cfg.target_kl > 0 and metrics.get("policy/approx_kl", 0.0) > cfg.target_kl:
                     stop = True
                     break
             if stop:
                 break
-        if self.net.obs_norm is not None:
-            self.net.obs_norm.update(rollout[self.obs_key])
+        if self.nets.obs_norm is not None:
+            self.nets.obs_norm.update(rollout[self.obs_key])
         out = {k: float(sums[k] / counts[k]) for k in sums}
-        out["ppo/explained_variance"] = float(explained_variance(rollout["value"], ret))
-        out["ppo/advantage_std"] = float(adv.std())
-        if self.net.log_std is not None:
-            out["ppo/std"] = float(self.net.log_std.detach().exp().mean())
-        if self.net.reward_scaler is not None:
-            out["ppo/reward_scale"] = float(1.0 / (self.net.reward_scaler.moments.var.sqrt() + 1e-8))
+        out["value/explained_variance"] = float(explained_variance(rollout["value"], ret))
+        out["train/advantage_std"] = float(adv.std())
+        if self.nets.log_std is not None:
+            out["policy/std"] = float(self.nets.log_std.detach().exp().mean())
+        if self.nets.reward_scaler is not None:
+            out["train/reward_scale"] = float(1.0 / (self.nets.reward_scaler.moments.var.sqrt() + 1e-8))
         return out
 
     def _sequence_starts(self, done: Tensor) -> Tensor:
@@ -302,10 +184,10 @@ class PPOAgent:
         pick = starts[torch.randint(starts.shape[0], (self.cfg.wm_batch_size,), device=self.device)]  # [B, 2]
         t = pick[:, :1] + torch.arange(self.horizon + 1, device=self.device)  # [B, K+1]
         n = pick[:, 1:].expand_as(t)  # [B, K+1]
-        wm = self.net.world_model
+        wm = self.nets.world_model
         return jepa_loss(
             wm,
-            self.net.normalize(rollout[self.obs_key][t, n]),  # [B, K+1, *obs_shape]
+            self.nets.normalize(rollout[self.obs_key][t, n]),  # [B, K+1, *obs_shape]
             rollout["action"][t[:, :-1], n[:, :-1]],  # [B, K, A] or [B, K]
             rewards=rollout["reward"][t[:, :-1], n[:, :-1]] if wm.cfg.reward_weight > 0 else None,
             value_targets=ret[t, n] if wm.cfg.value_weight > 0 else None,
@@ -315,9 +197,9 @@ class PPOAgent:
     def _step(
         self, mb: TensorDict, rollout: TensorDict, ret: Tensor, starts: Tensor | None, diagnostics: bool
     ) -> dict[str, Tensor]:
-        """One gradient step on minibatch ``mb`` ``[M]``; a non-finite loss skips it (see ``nan_streak``)."""
+        """One gradient step on minibatch ``mb`` ``[M]``; a non-finite loss skips it (``nan_guard``)."""
         cfg = self.cfg
-        out, value = self._heads(self.net.encode(mb[self.obs_key]))  # [M, A], [M]
+        out, value = self._heads(self.nets.encode(mb[self.obs_key]))  # [M, A], [M]
         log_prob, entropy = self._log_prob_entropy(out, mb["sample"])
         adv = mb["advantage"]
         if cfg.normalize_advantages and adv.numel() > 1:
@@ -338,42 +220,33 @@ class PPOAgent:
             f"losses {sorted(losses)} do not match the weights {sorted(self.loss_weights)}"
         )
         total = sum(self.loss_weights[k] * loss for k, loss in losses.items())
-        if not torch.isfinite(total):
-            self._non_finite(losses)
+        if not self.nan_guard.ok(losses):
             return {}
-        self.nan_streak = 0
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizer = self.optimizers["ppo"]
+        optimizer.zero_grad(set_to_none=True)
         total.backward()
         if cfg.max_grad_norm > 0:
-            metrics["ppo/grad_norm"] = nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
-        self.optimizer.step()
-        wm = self.net.world_model
+            metrics["train/grad_norm"] = nn.utils.clip_grad_norm_(self.nets.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        wm = self.nets.world_model
         if wm is not None and wm.cfg.target == "ema":
             wm.update_target()
-        metrics["ppo/loss"] = total.detach()
+        metrics["train/loss"] = total.detach()
         return metrics
-
-    def _non_finite(self, losses: dict[str, Tensor]) -> None:
-        self.nan_streak += 1
-        bad = sorted(k for k, v in losses.items() if not torch.isfinite(v))
-        if self.nan_streak >= self.max_consecutive_nan:
-            raise FloatingPointError(
-                f"PPO loss was non-finite in {self.nan_streak} consecutive gradient steps "
-                f"(train.max_consecutive_nan={self.max_consecutive_nan}; non-finite terms: {', '.join(bad)})."
-            )
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {
-            "net": self.net.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "nan_streak": self.nan_streak,
+            "nets": self.nets.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "nan_guard": self.nan_guard.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.nan_streak = state["nan_streak"]
+        self.nets.load_state_dict(state["nets"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.nan_guard.load_state_dict(state["nan_guard"])
 
 
 def _action_space(action_spec) -> tuple[int, bool]:

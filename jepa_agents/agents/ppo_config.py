@@ -20,7 +20,7 @@ class PPOConfig:
     """
 
     name: str = "ppo"
-    """Learner name (the key of ``AGENT_CONFIGS``)."""
+    """Learner name (its key in ``jepa_agents.agents.LEARNERS``)."""
     rollout_steps: int = 32
     """Agent steps ``T`` collected on every copy per iteration (a rollout is ``T x num_envs`` steps)."""
     epochs: int = 4

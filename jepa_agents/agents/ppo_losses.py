@@ -56,8 +56,8 @@ def policy_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Clipped surrogate ``L = -mean(min(ρ·A, clip(ρ, 1-ε, 1+ε)·A))`` with ``ρ = exp(log π - log π_old)``.
 
-    Metrics: ``ppo/policy_loss``, ``ppo/approx_kl`` (``mean((ρ - 1) - log ρ)``, an unbiased estimate of
-    ``KL(π_old || π)``), ``ppo/clip_fraction`` (share of ``|ρ - 1| > ε``).
+    Metrics: ``policy/loss``, ``policy/approx_kl`` (``mean((ρ - 1) - log ρ)``, an unbiased estimate of
+    ``KL(π_old || π)``), ``policy/clip_fraction`` (share of ``|ρ - 1| > ε``).
 
     Args:
         log_prob: ``[M]`` ``log π(a|s)`` under the current parameters.
@@ -71,9 +71,9 @@ def policy_loss(
     loss = -surrogate.mean()
     with torch.no_grad():
         metrics = {
-            "ppo/policy_loss": loss.detach(),
-            "ppo/approx_kl": ((ratio - 1.0) - log_ratio).mean(),
-            "ppo/clip_fraction": ((ratio - 1.0).abs() > clip_ratio).float().mean(),
+            "policy/loss": loss.detach(),
+            "policy/approx_kl": ((ratio - 1.0) - log_ratio).mean(),
+            "policy/clip_fraction": ((ratio - 1.0).abs() > clip_ratio).float().mean(),
         }
     return loss, metrics
 
@@ -96,13 +96,13 @@ def value_loss(
         clipped = old_value + (value - old_value).clamp(-value_clip, value_clip)
         err = torch.max(err, (clipped - returns).square())
     loss = 0.5 * err.mean()
-    return loss, {"ppo/value_loss": loss.detach(), "ppo/value_mean": value.detach().mean()}
+    return loss, {"value/loss": loss.detach(), "value/mean": value.detach().mean()}
 
 
 def entropy_loss(entropy: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
     """Entropy bonus as a loss ``L = -mean(H[π(·|s)])``; ``entropy`` ``[M]``."""
     loss = -entropy.mean()
-    return loss, {"ppo/entropy": -loss.detach()}
+    return loss, {"policy/entropy": -loss.detach()}
 
 
 @torch.no_grad()

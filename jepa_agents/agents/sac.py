@@ -40,6 +40,8 @@ from torch import Tensor, nn
 from jepa_agents.agents.config import SACConfig
 from jepa_agents.agents.sac_losses import actor_loss, critic_loss, soft_value, temperature_loss, total_loss
 from jepa_agents.data.replay import Replay
+from jepa_agents.infra.nan_guard import NaNGuard
+from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.losses import jepa_loss
 from jepa_agents.nn import MLP, RandomShift, make_encoder
 from jepa_agents.world_models import LatentWorldModel, WorldModelConfig
@@ -213,15 +215,11 @@ class SACAgent:
         ]
         self.num_envs = num_envs
         self.action_repeat = action_repeat
-        self.max_consecutive_nan = max_consecutive_nan
-        self.counters = {
-            "updates": 0,
-            "calls": 0,
-            "nan_skips": 0,
-            "consecutive_nan": 0,
-            "credit": 0.0,
-            "step": -1,
-        }
+        self.nan_guard = NaNGuard(
+            max_consecutive_nan,
+            hint="Lower the learning rates, set agent.grad_clip, or check the rewards and observations.",
+        )
+        self.counters = {"updates": 0, "calls": 0, "credit": 0.0, "step": -1}
 
     # --------------------------------------------------------------------------- learner-specific
     def _build_networks(self, model: LatentWorldModel | ObsEncoder) -> SACNetworks:
@@ -304,7 +302,7 @@ class SACAgent:
         metrics: dict[str, Tensor] = {}
         for i in range(count):
             metrics = self._update_once(replay, diagnostics=i == count - 1)
-        metrics["train/nan_skips"] = torch.tensor(float(c["nan_skips"]))
+        metrics["train/nan_skips"] = torch.tensor(float(self.nan_guard.skips))
         metrics["train/updates"] = torch.tensor(float(c["updates"]))
         return metrics
 
@@ -339,14 +337,13 @@ class SACAgent:
         loss.backward()
         params = [p for p in self._params if p.grad is not None]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf)
-        if not bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):
-            return self._skip(losses)
-        c["consecutive_nan"] = 0
+        if not self.nan_guard.ok({**losses, "grad_norm": grad_norm}):  # the one host sync of an update
+            for opt in self.optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            return {}
         for opt in self.optimizers.values():
             opt.step()
-        with torch.no_grad():
-            for target, online in zip(nets.critic_target.parameters(), nets.critic.parameters()):
-                target.lerp_(online, self.cfg.tau)
+        polyak_update(nets.critic_target, nets.critic, self.cfg.tau)
         if self._use_world_model and nets.model.cfg.target == "ema":
             nets.model.update_target()
         c["updates"] += 1
@@ -362,22 +359,6 @@ class SACAgent:
             names.add("world_model")
         return names
 
-    def _skip(self, losses: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Drop a non-finite update; raise after ``max_consecutive_nan`` of them in a row."""
-        c = self.counters
-        for opt in self.optimizers.values():
-            opt.zero_grad(set_to_none=True)
-        c["nan_skips"] += 1
-        c["consecutive_nan"] += 1
-        if c["consecutive_nan"] >= self.max_consecutive_nan:
-            values = ", ".join(f"{k}={v.item():.4g}" for k, v in sorted(losses.items()))
-            raise FloatingPointError(
-                f"{c['consecutive_nan']} consecutive updates had a non-finite loss or gradient "
-                f"(last losses: {values}); stopping (train.max_consecutive_nan={self.max_consecutive_nan}). "
-                "Lower the learning rates, set agent.grad_clip, or check the rewards and observations."
-            )
-        return {}
-
     # ---------------------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:
         """Networks (incl. target critics, ``log α``), optimizer states and the update counters."""
@@ -385,6 +366,7 @@ class SACAgent:
             "nets": self.nets.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "counters": dict(self.counters),
+            "nan_guard": self.nan_guard.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -392,6 +374,7 @@ class SACAgent:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         self.counters = dict(state["counters"])
+        self.nan_guard.load_state_dict(state["nan_guard"])
 
 
 def _gather_steps(z: Tensor, index: Tensor) -> Tensor:

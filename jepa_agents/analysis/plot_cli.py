@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="iqm",
         help="aggregate over seeds at each x (default: %(default)s)",
     )
+    _add_output_options(p)
+    return p
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """Figures, tables, profiles and the bootstrap settings."""
     p.add_argument(
         "--out",
         nargs="+",
@@ -83,7 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default: %(default)s)")
-    return p
 
 
 def _run(args: argparse.Namespace) -> None:

@@ -1,6 +1,7 @@
-"""Typed configuration: dataclass schemas per group, Hydra composition, strict validation."""
+"""Config composition (Hydra) and validation against typed schemas; the run-level schema sections."""
 
-from jepa_agents.config.load import ConfigError, compose, config_dir, expand_sweeps
+from jepa_agents.config.errors import ConfigError
+from jepa_agents.config.load import RootSchema, compose, config_dir, expand_sweeps, validate
 from jepa_agents.config.schema import Config
 
-__all__ = ["Config", "ConfigError", "compose", "config_dir", "expand_sweeps"]
+__all__ = ["Config", "ConfigError", "RootSchema", "compose", "config_dir", "expand_sweeps", "validate"]

@@ -1,7 +1,9 @@
 """Compose a run's config with Hydra and validate it against the dataclass schemas.
 
-``compose(overrides)`` returns a read-only ``DictConfig`` or raises :class:`ConfigError` with one
-message that names the offending key and the valid choices. Nothing runs before this succeeds.
+``compose(overrides, root)`` returns a read-only ``DictConfig`` or raises :class:`ConfigError` with one
+message that names the offending key and the valid choices. Nothing runs before this succeeds. The
+schema comes from the caller (a :class:`RootSchema`: ``jepa_agents.train.config.TRAIN``,
+``jepa_agents.zero_shot.config.COLLECT`` / ``ZERO_SHOT``), so this module imports nothing above it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose as hydra_compose
@@ -21,14 +24,19 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from jepa_agents.config.schema import Config
+from jepa_agents.config.errors import ConfigError
 
 # Keys that may differ between a run and its resumption (they do not change what is computed).
 RUNTIME_KEYS = ("resume", "run_dir", "device", "logging.progress_bar")
 
 
-class ConfigError(ValueError):
-    """A config that cannot be composed or does not match its schema."""
+@dataclass(frozen=True)
+class RootSchema:
+    """A root config (``configs/<name>.yaml``) and the builder of its typed schema from the raw
+    composed config (the schema may depend on it, e.g. the ``agent`` section on ``agent.name``)."""
+
+    name: str
+    build: Callable[[DictConfig], DictConfig]
 
 
 def config_dir() -> Path:
@@ -92,42 +100,6 @@ def _fill_env_defaults(cfg: DictConfig) -> None:
         cfg.env.action_repeat = default_repeat
 
 
-def _train_schema(raw: DictConfig) -> DictConfig:
-    """Typed schema of a ``train`` config: the agent's schema is chosen by ``agent.name``."""
-    from jepa_agents.agents.config import AGENT_CONFIGS
-    from jepa_agents.world_models.config import WorldModelConfig
-
-    agent_name = OmegaConf.select(raw, "agent.name")
-    if agent_name not in AGENT_CONFIGS:
-        raise ConfigError(
-            f"Unknown agent.name {agent_name!r}; valid: {', '.join(sorted(AGENT_CONFIGS))} "
-            f"(presets: agent=<{'|'.join(group_choices('agent'))}>)"
-        )
-    schema = OmegaConf.structured(Config)
-    schema.world_model = OmegaConf.structured(WorldModelConfig)
-    schema.agent = OmegaConf.structured(AGENT_CONFIGS[agent_name])
-    return schema
-
-
-# Root config name (configs/<name>.yaml) -> builder of its typed schema from the raw composed config.
-def _zero_shot_schema(root: str) -> Callable[[DictConfig], DictConfig]:
-    """Schemas of the ``collect`` and ``zero_shot`` roots live in ``jepa_agents.zero_shot.config``."""
-
-    def build(raw: DictConfig) -> DictConfig:
-        from jepa_agents.zero_shot import config
-
-        return getattr(config, f"{root}_schema")(raw)
-
-    return build
-
-
-ROOT_SCHEMAS: dict[str, Callable[[DictConfig], DictConfig]] = {
-    "train": _train_schema,
-    "collect": _zero_shot_schema("collect"),
-    "zero_shot": _zero_shot_schema("zero_shot"),
-}
-
-
 def _valid_keys(node: DictConfig) -> str:
     return ", ".join(sorted(str(k) for k in node.keys()))
 
@@ -182,9 +154,9 @@ def _hydra(config_name: str, overrides: list[str]) -> DictConfig:
         raise ConfigError(message) from None
 
 
-def validate(raw: DictConfig, config_name: str = "train") -> DictConfig:
+def validate(raw: DictConfig, root: RootSchema) -> DictConfig:
     """Merge ``raw`` into the typed schema: unknown keys and wrong types raise :class:`ConfigError`."""
-    schema = ROOT_SCHEMAS[config_name](raw)
+    schema = root.build(raw)
     try:
         merged = OmegaConf.merge(schema, raw)
         OmegaConf.resolve(merged)
@@ -233,14 +205,14 @@ def _differences(a: DictConfig, b: DictConfig, keys: list[str]) -> list[str]:
     return out
 
 
-def _resume_config(cfg: DictConfig, parsed: list[Override], config_name: str) -> DictConfig:
+def _resume_config(cfg: DictConfig, parsed: list[Override], root: RootSchema) -> DictConfig:
     """The saved config of the run being resumed; explicit overrides must agree with it."""
     resume = str(cfg.resume)
     run_dir = Path(cfg.run_dir if resume.lower() == "true" else resume)
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"Cannot resume: {saved_path} does not exist (is {run_dir} a run directory?)")
-    saved = validate(OmegaConf.load(saved_path), config_name)
+    saved = validate(OmegaConf.load(saved_path), root)
     asked = []
     for ov in parsed:
         key = ov.key_or_group
@@ -267,8 +239,9 @@ def _resume_config(cfg: DictConfig, parsed: list[Override], config_name: str) ->
     return saved
 
 
-def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
-    """Compose ``configs/<config_name>.yaml`` with Hydra ``overrides`` and validate it."""
+def compose(overrides: list[str] | None, root: RootSchema) -> DictConfig:
+    """Compose ``configs/<root.name>.yaml`` with Hydra ``overrides`` and validate it against ``root``."""
+    config_name = root.name
     overrides = list(overrides or [])
     parsed = parse_overrides(overrides)
     for ov in parsed:
@@ -279,7 +252,7 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
     parsed = parse_overrides(overrides)
     group_overrides = [ov.input_line for ov in parsed if ov.key_or_group in groups]
     base = _hydra(config_name, group_overrides)
-    schema = ROOT_SCHEMAS[config_name](base)
+    schema = root.build(base)
     for ov in parsed:
         if ov.key_or_group not in groups and ov.key_or_group != "agent.name":
             _check_key(schema, ov)
@@ -289,10 +262,10 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
         ov.input_line if ov.key_or_group in groups or ov.input_line[0] in "+~" else f"++{ov.input_line}"
         for ov in parsed
     ]
-    cfg = validate(_hydra(config_name, forced), config_name)
+    cfg = validate(_hydra(config_name, forced), root)
     _fill_env_defaults(cfg)
     if cfg.get("resume"):
-        cfg = _resume_config(cfg, parsed, config_name)
+        cfg = _resume_config(cfg, parsed, root)
     elif "run_dir" in cfg and not cfg.run_dir:
         cfg.run_dir = _default_run_dir(cfg)
     OmegaConf.set_readonly(cfg, True)

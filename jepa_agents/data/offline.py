@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
-from jepa_agents.train.run_dir import atomic_write_text
+from jepa_agents.infra.run_dir import atomic_write_text
 
 FORMAT = "jepa_agents.offline.v1"
 _EPISODE = re.compile(r"^ep_(\d{6})$")

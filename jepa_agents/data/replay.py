@@ -33,8 +33,6 @@ and whose next observation is the reset frame). Its row is not written and that 
 from __future__ import annotations
 
 import copy
-import math
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,8 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 from torchrl.data import LazyMemmapStorage, LazyTensorStorage, ReplayBuffer, SliceSampler
 
+from jepa_agents.data.nstep import nstep_returns
+
 OBS_KEYS: tuple[str, ...] = ("pixels", "state", "physics")
 """Observation keys stored (those the environment has)."""
 EXTRA_KEYS: tuple[str, ...] = ("life_loss",)
@@ -51,49 +51,6 @@ EXTRA_KEYS: tuple[str, ...] = ("life_loss",)
 DROP_KEY: tuple[str, str] = ("next", "drop")
 """Bool ``[N, 1]`` key of ``env.step`` output marking transitions that must not be stored."""
 REPLAY_DEVICES = ("auto", "cpu", "memmap")
-
-
-def nstep_returns(reward: Tensor, terminal: Tensor, gamma: float, n: int) -> tuple[Tensor, Tensor, Tensor]:
-    """n-step targets for every transition of ``[B, L]`` slices of consecutive steps of one episode.
-
-    For position ``k < L - 1`` (transition ``o_k -> o_{k+1}``) with ``m_k = min(n, L - 1 - k)`` and the
-    window cut after the first terminal step ``j`` (``terminal_j``), with ``m`` the rewards summed:
-
-        ``R_k = Σ_{j=0}^{m-1} γ^j r_{k+j}``,   ``discount_k = γ^m · (1 - terminal within the window)``,
-        ``index_k = k + m`` (position of the bootstrap observation ``o_{k+m}`` in the slice).
-
-    The target is ``R_k + discount_k · V(o_{index_k})``. A truncated episode ends with its final
-    observation as the slice's last row, so it bootstraps from that state; a terminated one does not.
-    Windows are also cut at the slice end (``L - 1``), so late positions use fewer than ``n`` rewards.
-    Position ``L - 1`` has no transition: ``R = 0``, ``discount = 0``, ``index = L - 1``.
-
-    Args:
-        reward: ``[B, L, 1]`` float, ``r_k`` of the transition leaving row ``k``.
-        terminal: ``[B, L, 1]`` bool, the transition leaving row ``k`` ends the bootstrap (terminated).
-        gamma: discount ``γ``.
-        n: maximum number of rewards ``n >= 1``.
-
-    Returns:
-        ``(R [B, L, 1] float, discount [B, L, 1] float, index [B, L] long)``.
-    """
-    if n < 1:
-        raise ValueError(f"n-step must be >= 1, got {n}")
-    b, length = reward.shape[:2]
-    ret = torch.zeros_like(reward, dtype=torch.float32)  # [B, L, 1]
-    ended = torch.zeros_like(reward, dtype=torch.bool)  # [B, L, 1] a terminal step was summed
-    steps = torch.zeros_like(reward, dtype=torch.long)  # [B, L, 1] rewards summed so far (m)
-    positions = torch.arange(length, device=reward.device).view(1, length, 1)  # [1, L, 1]
-    for j in range(n):
-        src = positions + j  # [1, L, 1] row of the j-th reward of each window
-        inside = (src < length - 1).expand(b, length, 1)  # [B, L, 1]
-        src = src.clamp(max=length - 1).expand(b, length, 1)
-        take = inside & ~ended
-        ret = ret + torch.where(take, gamma**j * reward.gather(1, src).float(), 0.0)
-        steps = steps + take.long()
-        ended = ended | (take & terminal.gather(1, src))
-    discount = torch.where(ended | (steps == 0), 0.0, torch.pow(torch.full_like(ret, gamma), steps.float()))
-    index = (positions + steps).squeeze(-1)  # [B, L]
-    return ret, discount, index
 
 
 class Replay:
@@ -202,21 +159,28 @@ class Replay:
             prev = self._frame_pointers(starts, keep_cpu, done_cpu)
         data = torch.cat(blocks).to(self.storage_device)
         if data.shape[0]:
-            index = self._rb.extend(data).cpu()
-            kind = 1 + data.get("is_last").reshape(-1).cpu().to(torch.int8)  # [n]
-            if self.frame_stack > 1:
-                if not torch.equal(
-                    index, torch.arange(self._written, self._written + len(index)) % self.capacity
-                ):
-                    raise RuntimeError(
-                        "replay rows were not written round-robin; frame pointers would be wrong"
-                    )
-                kind[: prefix.shape[0]] = 3
-                self._prev[index.to(self._prev.device)] = prev.to(self._prev.device)
-            self._written += len(index)
-            self._transitions += int((kind == 1).sum()) - int((self._kind[index] == 1).sum())
-            self._kind[index] = kind
-        keep, done = keep_cpu, done_cpu
+            stacked = self.frame_stack > 1
+            self._write(data, prefix.shape[0] if stacked else 0, prev if stacked else None)
+        self._advance_episodes(keep_cpu, done_cpu)
+
+    def _write(self, data: TensorDict, prefix_rows: int, prev: Tensor | None) -> None:
+        """Extend the storage with ``data`` (its first ``prefix_rows`` rows are frame-stack prefixes) and
+        update the row kinds, the transition count and, with frame stacks, the frame pointers ``prev``."""
+        index = self._rb.extend(data).cpu()
+        kind = 1 + data.get("is_last").reshape(-1).cpu().to(torch.int8)  # [n]
+        if prev is not None:
+            expected = torch.arange(self._written, self._written + len(index)) % self.capacity
+            if not torch.equal(index, expected):
+                raise RuntimeError("replay rows were not written round-robin; frame pointers would be wrong")
+            kind[:prefix_rows] = 3
+            self._prev[index.to(self._prev.device)] = prev.to(self._prev.device)
+        self._written += len(index)
+        self._transitions += int((kind == 1).sum()) - int((self._kind[index] == 1).sum())
+        self._kind[index] = kind
+
+    def _advance_episodes(self, keep: Tensor, done: Tensor) -> None:
+        """Bookkeeping ``[N]`` (CPU): kept copies advance one step; done or dropped ones start a new
+        episode with a fresh id."""
         self._step += keep.long()
         restart = done | ~keep
         count = int(restart.sum())
@@ -430,43 +394,3 @@ def _map_leaves(tree: Any, fn, rows: int) -> Any:
     for key, value in tree.items():
         out[key] = _map_leaves(value, fn, rows)
     return out
-
-
-def row_nbytes(env, frame_stack: int = 1) -> int:
-    """Bytes of one replay row for ``env`` (observations, action, reward, flags, bookkeeping)."""
-    obs = env.observation_spec
-    total = 64 + math.prod(env.action_spec.shape[1:]) * env.action_spec.dtype.itemsize  # 64: scalars
-    for key in (k for k in OBS_KEYS if k in obs.keys()):
-        size = math.prod(obs[key].shape[1:]) * obs[key].dtype.itemsize
-        total += size // frame_stack if key == "pixels" else size
-    return total
-
-
-def make_replay(cfg, env, device: torch.device) -> Replay:
-    """The replay of a run: ``cfg.train.replay_capacity`` rows for ``env``'s copies, batches on ``device``.
-
-    ``cfg.train.replay_device``: ``auto`` keeps rows on ``device`` when they fit in half of its free
-    memory (else on the CPU), ``cpu`` on the CPU, ``memmap`` in memory-mapped files under
-    ``<run_dir>/replay`` (a temporary directory without a run directory). Pixel stacks of
-    ``cfg.env.frame_stack`` frames are stored one frame per step.
-    """
-    mode = str(cfg.train.replay_device)
-    if mode not in REPLAY_DEVICES:
-        raise ValueError(f"train.replay_device={mode!r}; choose one of {REPLAY_DEVICES}")
-    obs_keys = [k for k in OBS_KEYS if k in env.observation_spec.keys()]
-    frame_stack = int(cfg.env.frame_stack) if "pixels" in obs_keys else 1
-    if "pixels" in obs_keys and env.observation_spec["pixels"].shape[1] % frame_stack:
-        channels = env.observation_spec["pixels"].shape[1]
-        raise ValueError(
-            f"pixels have {channels} channels, not a stack of env.frame_stack={frame_stack} frames"
-        )
-    capacity = int(cfg.train.replay_capacity)
-    storage_device, memmap_dir = torch.device("cpu"), None
-    if mode == "memmap":
-        run_dir = str(cfg.get("run_dir", "") or "")
-        memmap_dir = Path(run_dir) / "replay" if run_dir else Path(tempfile.mkdtemp(prefix="jepa_replay_"))
-    elif mode == "auto" and device.type != "cpu":
-        free, _ = torch.accelerator.get_memory_info(device)
-        if capacity * row_nbytes(env, frame_stack) <= free // 2:
-            storage_device = device
-    return Replay(capacity, env.batch_size[0], obs_keys, device, storage_device, memmap_dir, frame_stack)

@@ -1,4 +1,12 @@
-"""World-model loss: K-step latent prediction + anti-collapse regularizer + optional heads."""
+"""World-model loss: K-step latent prediction + anti-collapse regularizer + optional heads.
+
+Metrics of :func:`jepa_loss` (detached scalar tensors): ``wm/loss``, ``wm/pred_loss``, ``wm/reg``,
+``wm/pred_error_k1..K`` and, when enabled, ``wm/reward_loss``, ``wm/value_loss``, ``wm/inverse_loss``;
+with SIGReg, its two reference values at this batch size ``wm/reg_ref_gaussian`` (an isotropic Gaussian
+batch, ≈1.06) and ``wm/reg_ref_collapsed`` (a batch collapsed to one point, ≈0.402·N); with
+``diagnostics``, ``wm/sigreg``, ``wm/effective_rank``, ``wm/std_mean``, ``wm/std_min`` of what the
+regularizer sees at step 0.
+"""
 
 from __future__ import annotations
 
@@ -26,16 +34,11 @@ def jepa_loss(
         L = (1/K) Σ_k mean_b ℓ(ẑ_k, z̄_k) + λ·R(z) + w_r·L_r + w_v·L_v + w_inv·L_inv
 
     with ``z = encode(obs)`` (random-shifted images; batch-normalized per dim when ``embed_norm=batch``,
-    so scale collapse is not a solution and SIGReg's gradient is alive from the first update), targets
-    ``z̄_k`` = ``z_k`` (``target=online``: with gradients, the default), ``sg(z_k)`` (``stopgrad``) or
-    the EMA encoder's output (``ema``);
-    ``ℓ`` = squared error averaged over the ``D`` dims (``mse``, the element mean, so its scale does not
-    depend on ``D``) or ``1 - cos`` (``cosine``); ``R`` the configured
-    regularizer (SIGReg, VICReg or none) applied to all ``N = B·(K+1)`` embeddings of ``z`` as one batch
-    ``[N, D]``, averaged with ``R(ẑ)`` (``[B·K, D]``) when ``regularize_predictions``. Heads (built when
-    their weight > 0): reward ``r(s_k, a_k)`` on ``s = [z_0, ẑ_1 .. ẑ_{K-1}]`` vs ``rewards``; value
-    ``v(z_k)`` vs ``value_targets``; inverse dynamics ``g(z_k, z_{k+1})`` vs ``a_k`` (MSE, or
-    cross-entropy for integer actions).
+    so scale collapse is not a solution and SIGReg's gradient is alive from the first update); targets
+    ``z̄_k`` = ``z_k`` (``target=online``, with gradients: the default), ``sg(z_k)`` or the EMA encoder's;
+    ``ℓ`` = the element-mean squared error (``mse``) or ``1 - cos``; ``R`` the regularizer on all
+    ``N = B·(K+1)`` embeddings as one batch ``[N, D]``, averaged with ``R(ẑ)`` when
+    ``regularize_predictions``; heads as :func:`_head_losses`.
 
     Args:
         obs: ``[B, K+1, *obs_shape]`` observations (uint8 images or float states).
@@ -46,34 +49,13 @@ def jepa_loss(
             shared with an agent's critic); encoded here when ``None``.
         diagnostics: add collapse diagnostics of ``z[:, 0]`` (no gradients; one small SVD).
 
-    Returns:
-        ``(loss, metrics)``: scalar loss and detached scalar tensors ``wm/loss``, ``wm/pred_loss``,
-        ``wm/reg``, ``wm/pred_error_k1..K`` and, when enabled, ``wm/reward_loss``, ``wm/value_loss``,
-        ``wm/inverse_loss``; with SIGReg, its two reference values at this batch size
-        ``wm/reg_ref_gaussian`` (an isotropic Gaussian batch, ≈1.06) and ``wm/reg_ref_collapsed`` (a batch
-        collapsed to one point, ≈0.402·N); with ``diagnostics``, ``wm/sigreg``, ``wm/effective_rank``,
-        ``wm/std_mean``, ``wm/std_min`` of what the regularizer sees at step 0.
+    Returns ``(loss, metrics)``: the scalar loss and the metrics listed in the module docstring.
     """
     cfg = model.cfg
-    obs_dims = len(model.obs_shape)
-    if obs.ndim != 2 + obs_dims or tuple(obs.shape[2:]) != model.obs_shape or obs.shape[1] < 2:
-        raise ValueError(
-            f"obs must be [B, K+1, {', '.join(map(str, model.obs_shape))}] with K >= 1, "
-            f"got {tuple(obs.shape)}"
-        )
+    z = _embeddings(model, obs, z)  # [B, K+1, D]
     b, steps = obs.shape[0], obs.shape[1] - 1
-    if z is None:
-        z = model.encode(obs, augment=True)  # [B, K+1, D]
-    elif tuple(z.shape) != (b, steps + 1, model.latent_dim):
-        raise ValueError(f"z must have shape {(b, steps + 1, model.latent_dim)}, got {tuple(z.shape)}")
     pred = model.predict_sequence(z, actions)  # [B, K, D]
-
-    if cfg.target == "ema":
-        target = model.encode_target(obs[:, 1:], augment=True)  # [B, K, D]
-    elif cfg.target == "stopgrad":
-        target = z[:, 1:].detach()
-    else:
-        target = z[:, 1:]
+    target = _targets(model, obs, z)  # [B, K, D]
     if cfg.pred_loss == "cosine":
         err = 1.0 - F.cosine_similarity(pred, target, dim=-1)  # [B, K]
     else:
@@ -90,6 +72,52 @@ def jepa_loss(
     metrics.update({f"wm/pred_error_k{k + 1}": per_step[k] for k in range(steps)})
     metrics.update(model.regularizer_references(b * (steps + 1)))
 
+    head_loss, head_metrics = _head_losses(model, z, pred, actions, rewards, value_targets)
+    loss = loss + head_loss
+    metrics.update(head_metrics, **{"wm/loss": loss})
+    if diagnostics:
+        metrics.update(collapse_metrics(z[:, 0].detach()))
+    return loss, {k: v.detach() for k, v in metrics.items()}
+
+
+def _embeddings(model: LatentWorldModel, obs: Tensor, z: Tensor | None) -> Tensor:
+    """Check ``obs [B, K+1, *obs_shape]`` (and a given ``z``); ``z [B, K+1, D]``, encoded if ``None``."""
+    if obs.ndim != 2 + len(model.obs_shape) or tuple(obs.shape[2:]) != model.obs_shape or obs.shape[1] < 2:
+        raise ValueError(
+            f"obs must be [B, K+1, {', '.join(map(str, model.obs_shape))}] with K >= 1, "
+            f"got {tuple(obs.shape)}"
+        )
+    if z is None:
+        return model.encode(obs, augment=True)
+    if tuple(z.shape) != (*obs.shape[:2], model.latent_dim):
+        raise ValueError(f"z must have shape {(*obs.shape[:2], model.latent_dim)}, got {tuple(z.shape)}")
+    return z
+
+
+def _targets(model: LatentWorldModel, obs: Tensor, z: Tensor) -> Tensor:
+    """Prediction targets ``[B, K, D]``: ``z[:, 1:]`` (online), detached (stopgrad) or the EMA encoder's."""
+    if model.cfg.target == "ema":
+        return model.encode_target(obs[:, 1:], augment=True)
+    if model.cfg.target == "stopgrad":
+        return z[:, 1:].detach()
+    return z[:, 1:]
+
+
+def _head_losses(
+    model: LatentWorldModel,
+    z: Tensor,
+    pred: Tensor,
+    actions: Tensor,
+    rewards: Tensor | None,
+    value_targets: Tensor | None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """``w_r·L_r + w_v·L_v + w_inv·L_inv`` of the heads whose weight is > 0: reward ``r(s_k, a_k)`` on
+    ``s = [z_0, ẑ_1 .. ẑ_{K-1}]`` vs ``rewards``; value ``v(z_k)`` vs ``value_targets``; inverse dynamics
+    ``g(z_k, z_{k+1})`` vs ``a_k`` (MSE, or cross-entropy for integer actions). ``z [B, K+1, D]``,
+    ``pred [B, K, D]``; returns ``(weighted sum, {wm/<head>_loss: unweighted})``."""
+    cfg = model.cfg
+    b, steps = pred.shape[:2]
+    loss, metrics = z.new_zeros(()), {}
     if cfg.reward_weight > 0:
         if rewards is None:
             raise ValueError("world_model.reward_weight > 0 needs rewards [B, K]")
@@ -111,8 +139,4 @@ def jepa_loss(
             inverse_loss = F.cross_entropy(out.reshape(b * steps, -1), actions.reshape(-1).long())
         loss = loss + cfg.inverse_weight * inverse_loss
         metrics["wm/inverse_loss"] = inverse_loss
-
-    metrics["wm/loss"] = loss
-    if diagnostics:
-        metrics.update(collapse_metrics(z[:, 0].detach()))
-    return loss, {k: v.detach() for k, v in metrics.items()}
+    return loss, metrics

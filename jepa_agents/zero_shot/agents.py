@@ -15,8 +15,10 @@ from collections.abc import Sequence
 
 import torch
 from tensordict import TensorDict
-from torch import Tensor, nn
+from torch import Tensor
 
+from jepa_agents.infra.nan_guard import NaNGuard
+from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.regularizers import SIGReg
 from jepa_agents.zero_shot.fb import FBModel
 from jepa_agents.zero_shot.losses import (
@@ -50,27 +52,17 @@ def build_model(cfg, obs_shape: Sequence[int], action_dim: int) -> TDJEPAModel |
     raise ValueError(f"unknown zero-shot agent {cfg.name!r}; choose td_jepa or fb")
 
 
-@torch.no_grad()
-def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """Polyak averaging ``θ⁻ <- (1 - τ) θ⁻ + τ θ``."""
-    for t, p in zip(target.parameters(), online.parameters()):
-        t.lerp_(p, tau)
-
-
 def _prefixed(prefix: str, metrics: dict[str, Tensor]) -> dict[str, Tensor]:
     return {f"{prefix}/{k}": v for k, v in metrics.items()}
 
 
-def _check_finite(metrics: dict[str, Tensor]) -> dict[str, float]:
-    out = {k: float(v) for k, v in metrics.items()}
-    bad = [k for k, v in out.items() if v != v or v in (float("inf"), float("-inf"))]
-    if bad:
-        raise FloatingPointError(f"non-finite training metrics {bad}: the update diverged.")
-    return out
+def _floats(metrics: dict[str, Tensor]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items()}
 
 
 class _ZeroShotAgent:
-    """Shared pieces: the batch unpacking, mixed task sampling, checkpointable state."""
+    """Shared pieces: the batch unpacking, mixed task sampling, the guarded optimizer step,
+    checkpointable state."""
 
     model: TDJEPAModel | FBModel
 
@@ -78,7 +70,21 @@ class _ZeroShotAgent:
         self.cfg, self.device = cfg, device
         self.model = model.to(device)
         self.target = copy.deepcopy(self.model).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.model.actor.parameters(), lr=cfg.lr_actor)
+        self.optimizers = {"actor": torch.optim.Adam(self.model.actor.parameters(), lr=cfg.lr_actor)}
+        # the first non-finite loss or gradient stops training before any parameter changes
+        self.nan_guard = NaNGuard(1, hint="Lower agent.lr / agent.lr_actor or check the dataset.")
+
+    def _step(self, opt: torch.optim.Optimizer, loss: Tensor, terms: dict[str, Tensor]) -> None:
+        """``backward``, then the NaN guard on ``terms`` and the gradient norm, then ``opt.step()``: a
+        non-finite value raises :class:`FloatingPointError` with every parameter as it was."""
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        if not self.nan_guard.ok({**terms, "grad_norm": grad_norm}):  # pragma: no cover (raises at 1)
+            opt.zero_grad(set_to_none=True)
+            return
+        opt.step()
 
     def _unpack(self, batch: TensorDict) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         key = self.cfg.obs_key
@@ -102,15 +108,14 @@ class _ZeroShotAgent:
         return {
             "model": self.model.state_dict(),
             "target": self.target.state_dict(),
-            "opt": self.opt.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.target.load_state_dict(state["target"])
-        self.opt.load_state_dict(state["opt"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
 
 
 class TDJEPAAgent(_ZeroShotAgent):
@@ -123,7 +128,7 @@ class TDJEPAAgent(_ZeroShotAgent):
         m = self.model
         params = [*m.phi_encoder.parameters(), *m.psi_encoder.parameters()]
         params += [*m.phi_predictor.parameters(), *m.psi_predictor.parameters()]
-        self.opt = torch.optim.Adam(params, lr=cfg.lr)
+        self.optimizers["critic"] = torch.optim.Adam(params, lr=cfg.lr)
         self.sigreg = SIGReg(num_slices=cfg.sigreg_slices).to(device) if cfg.regularizer == "sigreg" else None
 
     def state_dict(self) -> dict:
@@ -154,27 +159,24 @@ class TDJEPAAgent(_ZeroShotAgent):
         reg_phi, met_rphi = encoder_regularizer(phi, cfg.regularizer, self.sigreg)
         reg_psi, met_rpsi = encoder_regularizer(psi, cfg.regularizer, self.sigreg)
         loss = loss_phi + loss_psi + cfg.reg_coef * (reg_phi + reg_psi)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        terms = {"td_phi": loss_phi, "td_psi": loss_psi, "reg_phi": reg_phi, "reg_psi": reg_psi}
+        self._step(self.optimizers["critic"], loss, terms)
 
         with torch.no_grad():
             phi_d = m.phi(obs)
         pred = m.phi_predictor(phi_d, m.actor.sample(phi_d, z), z)  # [K, B, d]
         loss_actor, met_actor = actor_loss(pred, z)
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss_actor.backward()
-        self.actor_opt.step()
+        self._step(self.optimizers["actor"], loss_actor, {"actor": loss_actor})
 
-        soft_update(t.phi_encoder, m.phi_encoder, cfg.tau_encoder)
-        soft_update(t.psi_encoder, m.psi_encoder, cfg.tau_encoder)
-        soft_update(t.phi_predictor, m.phi_predictor, cfg.tau_predictor)
-        soft_update(t.psi_predictor, m.psi_predictor, cfg.tau_predictor)
+        polyak_update(t.phi_encoder, m.phi_encoder, cfg.tau_encoder)
+        polyak_update(t.psi_encoder, m.psi_encoder, cfg.tau_encoder)
+        polyak_update(t.phi_predictor, m.phi_predictor, cfg.tau_predictor)
+        polyak_update(t.psi_predictor, m.psi_predictor, cfg.tau_predictor)
         metrics = _prefixed("td_phi", met_phi) | _prefixed("td_psi", met_psi) | met_actor
         metrics |= _prefixed("reg_phi", met_rphi) | _prefixed("reg_psi", met_rpsi)
         metrics |= {"loss": loss.detach(), "phi_norm": phi.norm(dim=-1).mean().detach()}
         metrics["psi_norm"] = psi.norm(dim=-1).mean().detach()
-        return _check_finite({f"train/{k}": v for k, v in metrics.items()})
+        return _floats({f"train/{k}": v for k, v in metrics.items()})
 
 
 class FBAgent(_ZeroShotAgent):
@@ -186,7 +188,7 @@ class FBAgent(_ZeroShotAgent):
         super().__init__(cfg, build_model(cfg, obs_shape, action_dim), device)
         m = self.model
         params = [*m.forward_encoder.parameters(), *m.forward_map.parameters(), *m.backward_map.parameters()]
-        self.opt = torch.optim.Adam(params, lr=cfg.lr)
+        self.optimizers["critic"] = torch.optim.Adam(params, lr=cfg.lr)
 
     def update(self, batch: TensorDict) -> dict[str, float]:
         cfg, m, t = self.cfg, self.model, self.target
@@ -201,22 +203,18 @@ class FBAgent(_ZeroShotAgent):
         )
         loss_orth, met_orth = orthonormality_loss(b_next)
         loss = loss_fb + cfg.reg_coef * loss_orth
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self._step(self.optimizers["critic"], loss, {"fb": loss_fb, "orthonormality": loss_orth})
 
         with torch.no_grad():
             e = m.embed(obs)
         loss_actor, met_actor = actor_loss(m.forward_map(e, m.actor.sample(e, z), z), z)
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss_actor.backward()
-        self.actor_opt.step()
+        self._step(self.optimizers["actor"], loss_actor, {"actor": loss_actor})
 
-        soft_update(t.forward_encoder, m.forward_encoder, cfg.tau_predictor)
-        soft_update(t.forward_map, m.forward_map, cfg.tau_predictor)
-        soft_update(t.backward_map, m.backward_map, cfg.tau_encoder)
+        polyak_update(t.forward_encoder, m.forward_encoder, cfg.tau_predictor)
+        polyak_update(t.forward_map, m.forward_map, cfg.tau_predictor)
+        polyak_update(t.backward_map, m.backward_map, cfg.tau_encoder)
         metrics = met_fb | met_orth | met_actor | {"loss": loss.detach()}
-        return _check_finite({f"train/{k}": v for k, v in metrics.items()})
+        return _floats({f"train/{k}": v for k, v in metrics.items()})
 
 
 def make_zero_shot_agent(cfg, obs_shape: Sequence[int], action_dim: int, device: torch.device):

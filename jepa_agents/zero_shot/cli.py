@@ -11,7 +11,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from jepa_agents.config.load import ConfigError, compose, group_choices, validate
+from jepa_agents.config.errors import ConfigError
+from jepa_agents.config.load import compose, group_choices, validate
+from jepa_agents.zero_shot.config import COLLECT, ZERO_SHOT
 
 EVAL_KEYS = ("eval.", "device", "num_threads")
 
@@ -55,10 +57,7 @@ def collect_main(argv: list[str]) -> int:
     parser = _parser("jepa-agents collect", "Collect reward-free transitions into a dataset.", epilog)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides key=value")
     args = parser.parse_args(argv)
-    from jepa_agents.zero_shot.config import check_ranges
-
-    cfg = compose(args.overrides, config_name="collect")
-    check_ranges(cfg)
+    cfg = compose(args.overrides, COLLECT)
     if args.cfg:
         print(OmegaConf.to_yaml(cfg))
         return 0
@@ -83,10 +82,7 @@ def train_main(argv: list[str]) -> int:
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides key=value")
     args = parser.parse_args(argv)
-    from jepa_agents.zero_shot.config import check_ranges
-
-    cfg = compose(args.overrides, config_name="zero_shot")
-    check_ranges(cfg)
+    cfg = compose(args.overrides, ZERO_SHOT)
     if args.cfg:
         print(OmegaConf.to_yaml(cfg))
         return 0
@@ -132,14 +128,12 @@ def eval_main(argv: list[str]) -> int:
             "eval-zero-shot evaluates runs of `jepa-agents train-zero-shot`; see an online run's scores "
             f"with `jepa-agents plot {args.run_dir}`."
         )
-    saved = validate(raw, "zero_shot")
-    asked = compose(args.overrides, config_name="zero_shot")
+    saved = validate(raw, ZERO_SHOT)
+    asked = compose(args.overrides, ZERO_SHOT)
     for override in args.overrides:
         key = override.split("=", 1)[0]
         OmegaConf.update(saved, key, OmegaConf.select(asked, key), merge=False)
-    from jepa_agents.zero_shot.config import check_ranges
-
-    check_ranges(saved)
+    saved = validate(saved, ZERO_SHOT)  # the range checks again, on the merged settings
     _check_tasks(saved)
     if args.cfg:
         print(OmegaConf.to_yaml(saved))

@@ -22,11 +22,11 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from jepa_agents.data.offline import DatasetMeta, DatasetWriter, spec_of
+from jepa_agents.infra.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from jepa_agents.infra.device import configure_threads, resolve_device
+from jepa_agents.infra.rng import rng_state, seed_everything, set_rng_state
 from jepa_agents.nn import MLP
-from jepa_agents.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from jepa_agents.train.device import configure_threads, resolve_device
-from jepa_agents.train.loop import make_env
-from jepa_agents.train.rng import rng_state, seed_everything, set_rng_state
+from jepa_agents.train.online import make_env
 
 OBS_KEYS = ("state", "pixels")
 
@@ -252,6 +252,28 @@ class _EpisodeSplitter:
         return episodes
 
 
+def _dataset_meta(cfg: DictConfig, first: TensorDict, obs_keys: list[str], action_dim: int) -> DatasetMeta:
+    """The dataset's description from the env's first observation ``first`` ``[1]``."""
+    spec = spec_of(TensorDict({"observation": {k: first[k] for k in obs_keys}}, batch_size=[1]))
+    return DatasetMeta(
+        env=cfg.env.name,
+        obs_spec=spec,
+        action_dim=action_dim,
+        physics_dim=first["physics"].shape[-1],
+        info={
+            "explorer": OmegaConf.to_container(cfg.explorer),
+            "env": OmegaConf.to_container(cfg.env),
+            "seed": cfg.seed,
+            "num_envs": cfg.num_envs,
+        },
+    )
+
+
+def _save_explorer(ckpt_dir: Path, transitions: int, explorer, cfg: DictConfig) -> None:
+    state = {"explorer": explorer.state_dict(), "rng": rng_state()}
+    save_checkpoint(ckpt_dir, transitions, state, _hash(cfg), keep=1)
+
+
 def collect(cfg: DictConfig) -> Path:
     """Run ``jepa-agents collect`` for a validated ``collect`` config; return the dataset directory."""
     device = resolve_device(cfg.device)
@@ -266,20 +288,7 @@ def collect(cfg: DictConfig) -> Path:
             f"{cfg.env.name} has no 'physics'/'state' keys; zero-shot datasets need both (relabeling)."
         )
     action_dim = probe.action_spec.shape[-1]
-    spec = spec_of(TensorDict({"observation": {k: first[k] for k in obs_keys}}, batch_size=[1]))
-    meta = DatasetMeta(
-        env=cfg.env.name,
-        obs_spec=spec,
-        action_dim=action_dim,
-        physics_dim=first["physics"].shape[-1],
-        info={
-            "explorer": OmegaConf.to_container(cfg.explorer),
-            "env": OmegaConf.to_container(cfg.env),
-            "seed": cfg.seed,
-            "num_envs": cfg.num_envs,
-        },
-    )
-    writer = DatasetWriter(root, meta, append=cfg.append)
+    writer = DatasetWriter(root, _dataset_meta(cfg, first, obs_keys, action_dim), append=cfg.append)
     state_dim = first["state"].shape[-1]
     if cfg.explorer.name == "rnd":
         explorer: RNDExplorer | RandomExplorer = RNDExplorer(cfg.explorer, state_dim, action_dim, device)
@@ -293,6 +302,13 @@ def collect(cfg: DictConfig) -> Path:
         set_rng_state(ckpt["rng"])
     # Fresh env seeds per (re)start, so an appended run does not replay the same episodes.
     env = make_env(cfg.env, cfg.num_envs, cfg.seed + 7919 * writer.meta.episodes, device)
+    _run(cfg, env, explorer, writer, obs_keys, ckpt_dir)
+    return root
+
+
+def _run(cfg: DictConfig, env, explorer, writer: DatasetWriter, obs_keys: list[str], ckpt_dir: Path) -> None:
+    """Step ``env`` with ``explorer`` until the dataset holds ``cfg.num_transitions`` transitions, writing
+    finished episodes as they end and checkpointing the explorer every ``cfg.checkpoint_every``."""
     splitter = _EpisodeSplitter(cfg.num_envs)
     td = env.reset()
     bar = tqdm(
@@ -315,17 +331,9 @@ def collect(cfg: DictConfig) -> Path:
             pending -= ep.batch_size[0]
         bar.update(cfg.num_envs)
         if writer.meta.transitions - last_ckpt >= cfg.checkpoint_every:
-            state = {"explorer": explorer.state_dict(), "rng": rng_state()}
-            save_checkpoint(ckpt_dir, writer.meta.transitions, state, _hash(cfg), keep=1)
+            _save_explorer(ckpt_dir, writer.meta.transitions, explorer, cfg)
             last_ckpt = writer.meta.transitions
     for ep in splitter.flush():
         writer.add_episode(ep)
-    save_checkpoint(
-        ckpt_dir,
-        writer.meta.transitions,
-        {"explorer": explorer.state_dict(), "rng": rng_state()},
-        _hash(cfg),
-        keep=1,
-    )
+    _save_explorer(ckpt_dir, writer.meta.transitions, explorer, cfg)
     bar.close()
-    return root

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from omegaconf import OmegaConf
+
+from jepa_agents.config.load import RootSchema
 from jepa_agents.config.schema import LoggingConfig, RunConfig
 
 REGULARIZERS = ("orthonormality", "sigreg", "none")
@@ -280,26 +283,14 @@ class ZeroShotConfig(RunConfig):
 
 
 def collect_schema(raw) -> Any:
-    """Typed schema of the ``collect`` root (for ``jepa_agents.config.load.ROOT_SCHEMAS``)."""
-    from omegaconf import OmegaConf
-
+    """Typed schema of the ``collect`` root."""
     return OmegaConf.structured(CollectConfig)
 
 
 def zero_shot_schema(raw) -> Any:
-    """Typed schema of the ``zero_shot`` root (for ``jepa_agents.config.load.ROOT_SCHEMAS``)."""
-    from omegaconf import OmegaConf
-
+    """Typed schema of the ``zero_shot`` root."""
     return OmegaConf.structured(ZeroShotConfig)
 
 
-def check_ranges(cfg) -> None:
-    """Run the dataclasses' range checks on a composed config (OmegaConf merges skip ``__post_init__``)."""
-    from omegaconf import OmegaConf
-
-    try:
-        OmegaConf.to_object(cfg)
-    except ValueError as err:
-        from jepa_agents.config.load import ConfigError
-
-        raise ConfigError(str(err).splitlines()[0]) from None
+COLLECT = RootSchema("collect", collect_schema)
+ZERO_SHOT = RootSchema("zero_shot", zero_shot_schema)

@@ -24,11 +24,11 @@ import torch
 from omegaconf import DictConfig
 
 from jepa_agents.data.offline import DatasetError, OfflineDataset, load_dataset
-from jepa_agents.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from jepa_agents.train.device import configure_threads, resolve_device
-from jepa_agents.train.logger import Logger
-from jepa_agents.train.loop import make_env
-from jepa_agents.train.rng import rng_state, set_rng_state
+from jepa_agents.infra.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from jepa_agents.infra.device import configure_threads, resolve_device
+from jepa_agents.infra.logger import Logger
+from jepa_agents.infra.rng import rng_state, set_rng_state
+from jepa_agents.train.online import make_env
 from jepa_agents.zero_shot.tasks import (
     EvalTask,
     builtin_task,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from jepa_agents.train.run_dir import atomic_write_text
+from jepa_agents.infra.run_dir import atomic_write_text
 
 CSV_HEADER = ("step", "tag", "value", "wall_time")
 

@@ -1,0 +1,154 @@
+"""One run's life, shared by every job that trains: online off-policy and on-policy learning and
+offline zero-shot training.
+
+:class:`Lifecycle` owns what does not depend on the learner: resuming from the latest checkpoint of the
+run directory (or starting at step 0 in it), the scalar logger (which drops what a killed run logged
+after its checkpoint), the progress bar, the step budget, the checkpoint schedule, the final checkpoint,
+and the stop after too many non-finite updates. A job says what a checkpoint holds (:meth:`state` /
+:meth:`load_state`) and what it does until the budget is spent (:meth:`_train`, which calls
+:meth:`_after_iteration` after each iteration).
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+from tqdm import tqdm
+
+from jepa_agents.infra.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from jepa_agents.infra.logger import Logger
+from jepa_agents.infra.schedule import crossed
+
+
+class TrainingError(RuntimeError):
+    """Training stopped (for instance after too many non-finite losses); checkpoints are intact."""
+
+
+class Lifecycle(abc.ABC):
+    """Resume, logging, progress, schedules and the NaN stop of one run (module docstring).
+
+    Args:
+        run_dir: the run directory (exists; ``checkpoints/`` is written inside it).
+        config_hash: the config's hash, stored in and checked against every checkpoint.
+        total: the step budget (env steps online, updates offline).
+        checkpoint_every: steps between checkpoints (``<= 0``: only the final one).
+        keep_checkpoints: how many checkpoints stay on disk.
+        logging: the ``logging`` config section (``tensorboard``, ``csv``, ``progress_bar``).
+        desc, unit: the progress bar's label and unit.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        config_hash: str,
+        total: int,
+        checkpoint_every: int,
+        keep_checkpoints: int,
+        logging,
+        desc: str,
+        unit: str,
+    ):
+        self.run_dir = Path(run_dir)
+        self.config_hash = config_hash
+        self.total = int(total)
+        self.checkpoint_every = int(checkpoint_every)
+        self.keep_checkpoints = int(keep_checkpoints)
+        self._logging, self._desc, self._unit = logging, desc, unit
+        self.logger: Logger | None = None
+
+    # --- what a job provides -------------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def step(self) -> int:
+        """The counter the budget and every schedule are counted in."""
+
+    @abc.abstractmethod
+    def state(self) -> dict:
+        """Everything a checkpoint holds to continue this run."""
+
+    @abc.abstractmethod
+    def load_state(self, ckpt: dict) -> None:
+        """Restore :meth:`state` from a loaded checkpoint."""
+
+    @abc.abstractmethod
+    def _train(self, bar: tqdm) -> None:
+        """Iterate until ``self.step >= self.total``, calling :meth:`_after_iteration` after each one."""
+
+    def _before_training(self) -> None:
+        """Hook: runs once before :meth:`_train` (e.g. an evaluation at step 0)."""
+        return None
+
+    def _finish(self) -> None:
+        """Hook: after the budget is spent; the default writes the final checkpoint."""
+        self.save()
+
+    def _on_schedule(self, before: int, bar: tqdm) -> None:
+        """Hook: runs after each iteration, before the checkpoint schedule (e.g. evaluation)."""
+        return None
+
+    # --- the lifecycle -------------------------------------------------------------------------------
+    def open(self, resume: bool) -> None:
+        """Restore the latest checkpoint when ``resume`` (step 0 when the run has none yet), then open the
+        logger, which on resume drops what was logged after the restored step."""
+        resume_step = self._restore() if resume else None
+        self.logger = Logger(
+            self.run_dir,
+            tensorboard=self._logging.tensorboard,
+            csv_file=self._logging.csv,
+            resume_step=resume_step,
+        )
+
+    def _restore(self) -> int:
+        path = latest_checkpoint(self.run_dir / "checkpoints")
+        if path is None:  # killed before its first checkpoint: start from scratch in the same directory
+            print(f"resuming {self.run_dir}: no checkpoint yet, starting from step 0", flush=True)
+            return 0
+        ckpt = load_checkpoint(path, self.config_hash)
+        print(f"resuming {self.run_dir} from checkpoint at step {ckpt['step']} ({path.name})", flush=True)
+        self.load_state(ckpt)
+        return int(ckpt["step"])
+
+    def save(self) -> Path:
+        """An atomic checkpoint of :meth:`state` at the current step."""
+        return save_checkpoint(
+            self.run_dir / "checkpoints", self.step, self.state(), self.config_hash, self.keep_checkpoints
+        )
+
+    def run(self) -> Path:
+        """Train to the budget, then :meth:`_finish`; the logger and the bar are closed in any case."""
+        if self.logger is None:
+            raise RuntimeError("call open(resume) before run()")
+        bar = tqdm(
+            total=self.total,
+            initial=min(self.step, self.total),
+            unit=self._unit,
+            dynamic_ncols=True,
+            disable=not self._logging.progress_bar,
+            desc=self._desc,
+        )
+        try:
+            self._before_training()
+            self._train(bar)
+            self._finish()
+        finally:
+            bar.close()
+            self.logger.close()
+        return self.run_dir
+
+    def _after_iteration(self, before: int, bar: tqdm) -> None:
+        """After an iteration that moved the counter from ``before``: the job's scheduled work, then a
+        checkpoint when its schedule was crossed (the last step is left to :meth:`_finish`)."""
+        self._on_schedule(before, bar)
+        if crossed(before, self.step, self.checkpoint_every) and self.step < self.total:
+            self.logger.flush()
+            self.save()
+        bar.update(min(self.step, self.total) - min(before, self.total))
+
+    def stopped(self, err: FloatingPointError) -> TrainingError:
+        """The error that ends a run after too many non-finite losses (checkpoints untouched)."""
+        return TrainingError(
+            f"{err} Training stopped at step {self.step}; the last good checkpoint in "
+            f"{self.run_dir / 'checkpoints'} is intact."
+        )
