@@ -295,3 +295,49 @@ def test_atari_table_default_normalizer(tmp_path):
     table = atari_table(final_scores(load_runs([tmp_path]), "eval/return", ["agent.name"]), reps=100)
     expected = np.mean([atari_scores.human_normalized("pong", s) for s in (5.0, 7.0)])
     assert table.rows[0][5].value == pytest.approx(expected)
+
+
+def test_reference_curves_are_the_published_numbers():
+    """The shipped data of DrQ-v2 / DreamerV3 on cartpole_swingup at 100k frames (the DMC-100k anchors
+    of the DreamerV3 score files: 626 and 615), matched by task for torch/ and dmc/ runs alike."""
+    from jepa_agents.analysis.references import methods, parse_methods, reference_curve
+
+    assert {"drqv2", "dreamerv3", "curl"} <= set(methods())
+    for method, want in (("drqv2", 626), ("dreamerv3", 615)):
+        for env in ("torch/cartpole_swingup", "dmc/cartpole_swingup"):
+            ref = reference_curve(method, env)
+            assert ref is not None and ref.seeds >= 2
+            assert abs(float(ref.mean[ref.frames == 100_000][0]) - want) < 1
+    assert reference_curve("drqv2", "atari/pong") is None
+    with pytest.raises(AnalysisError, match="choose from"):
+        parse_methods("drqv3")
+
+
+def test_cli_reference_lines_and_per_seed_rows(tmp_path, capsys):
+    import csv
+
+    for seed in range(3):
+        make_run(
+            tmp_path / "runs",
+            f"s{seed}",
+            env="torch/cartpole_swingup",
+            seed=seed,
+            scalars={
+                "eval/return": linear(100_000, 0.005 * (seed + 1), 20_000),
+                "train/updates": linear(100_000),
+            },
+        )
+    out = tmp_path / "curves.svg"
+    seeds = tmp_path / "dmc100k.csv"
+    argv = [str(tmp_path / "runs"), "--out", str(out), "--reference", "drqv2,dreamerv3"]
+    assert main([*argv, "--seeds-out", str(seeds)]) == 0
+    svg = out.read_text()
+    assert "drqv2 (published" in svg and "dreamerv3 (published" in svg and "danijar/dreamerv3" in svg
+    rows = list(csv.DictReader(seeds.open()))
+    assert [r["seed"] for r in rows] == ["0", "1", "2"] and set(rows[0]) == {
+        "env", "method", "seed", "frames", "return", "wall_s", "updates"
+    }  # fmt: skip
+    assert [float(r["return"]) for r in rows] == [500.0, 1000.0, 1500.0]
+    assert (rows[0]["frames"], rows[0]["updates"], rows[0]["wall_s"]) == ("100000", "100000", "100000.0")
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--reference", "dqn"]) == 1
+    assert "choose from" in capsys.readouterr().err

@@ -23,6 +23,8 @@ import numpy as np
 
 from jepa_agents.analysis.errors import AnalysisWarning
 from jepa_agents.analysis.figures import X_LABELS, group_colors, label_x, new_figure, save_figure, si
+from jepa_agents.analysis.references import SOURCE as REFERENCE_SOURCE
+from jepa_agents.analysis.references import reference_curve
 from jepa_agents.analysis.runs import Run, finite_series, group_label, load_run, require_metric
 from jepa_agents.analysis.stats import batch_iqm, batch_mean
 
@@ -138,10 +140,13 @@ def plot_curves(
     agg: str = "iqm",
     x: str = "step",
     x_label: str | None = None,
+    references: Sequence[str] = (),
 ) -> list[Path]:
     """Draw one panel per environment, one colour per group (the same in every panel); write ``out``.
 
     ``x_label`` names the x unit when ``step`` is not env frames (offline runs count gradient updates).
+    ``references`` (e.g. ``["drqv2", "dreamerv3"]``): published curves of the panel's task as dashed
+    lines, up to the panel's last x (:mod:`jepa_agents.analysis.references`).
     """
     envs = sorted({c.env for c in curves})
     colors = group_colors(c.group for c in curves)
@@ -156,6 +161,8 @@ def plot_curves(
             ax.plot(curve.x, curve.center, color=color, lw=1.8, marker=marker, label=_legend_label(curve))
             if curve.low is not None:
                 ax.fill_between(curve.x, curve.low, curve.high, color=color, alpha=0.2, lw=0)
+        last_x = max(float(c.x.max()) for c in curves if c.env == env)
+        _plot_references(ax, env, references, last_x)
         ax.set_title(env)
         label_x(ax, x, x_label)
         ax.set_ylabel(metric)
@@ -166,8 +173,25 @@ def plot_curves(
     sep = "\n" if ncols == 1 else "; "
     banded = any(c.low is not None for c in curves)
     note = f"{sep}shaded: 95% bootstrap CI" if banded else f"{sep}one seed per curve: no band"
-    fig.suptitle(f"{metric}: {agg.upper() if agg == 'iqm' else agg} over seeds{note}")
+    if references:
+        note += f"{sep}dashed: {REFERENCE_SOURCE}"
+    fig.suptitle(f"{metric}: {agg.upper() if agg == 'iqm' else agg} over seeds{note}", fontsize="medium")
     return save_figure(fig, out)
+
+
+def _plot_references(ax, env: str, methods: Sequence[str], last_x: float) -> None:
+    """Dashed published curves of ``env``'s task up to ``last_x`` (a warning names any that is missing)."""
+    for i, method in enumerate(methods):
+        ref = reference_curve(method, env)
+        if ref is None:
+            warnings.warn(f"no published {method} curve for {env}", AnalysisWarning, stacklevel=3)
+            continue
+        keep = ref.frames <= last_x * 1.05
+        if not keep.any():
+            continue
+        label = f"{method} (published, {ref.seeds} seeds)"
+        gray = 0.15 + 0.3 * i
+        ax.plot(ref.frames[keep], ref.mean[keep], ls="--", lw=1.4, color=(gray, gray, gray), label=label)
 
 
 def _moving_average(values: np.ndarray, window: int) -> np.ndarray:

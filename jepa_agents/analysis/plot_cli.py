@@ -17,9 +17,10 @@ from jepa_agents.analysis.curves import AGGREGATES, compute_curves, plot_curves
 from jepa_agents.analysis.errors import AnalysisError, AnalysisWarning
 from jepa_agents.analysis.figures import X_LABELS, check_outputs
 from jepa_agents.analysis.profile import plot_performance_profiles
+from jepa_agents.analysis.references import parse_methods
 from jepa_agents.analysis.runs import check_group_keys, load_runs
 from jepa_agents.analysis.scores import atari_normalizer, by_group_and_env, final_scores, normalize
-from jepa_agents.analysis.tables import all_tables, write_tables
+from jepa_agents.analysis.tables import all_tables, write_seed_rows, write_tables
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +70,20 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
         default=["curves.png"],
         help="figure file(s); .png, .svg or .pdf (default: %(default)s)",
     )
+    p.add_argument(
+        "--reference",
+        default="",
+        metavar="METHODS",
+        help="published DMC-from-pixels curves to draw as dashed lines, comma-separated: drqv2, dreamerv3, "
+        "curl (tasks matched by name: torch/ and dmc/ runs alike)",
+    )
     p.add_argument("--table", action="store_true", help="print final-score tables (Markdown)")
+    p.add_argument(
+        "--seeds-out",
+        type=Path,
+        metavar="PATH.csv",
+        help="write one row per run: env,method,seed,frames,return,wall_s,updates (method = the group)",
+    )
     p.add_argument(
         "--table-out",
         type=Path,
@@ -95,17 +109,20 @@ def _run(args: argparse.Namespace) -> None:
     if args.last_k < 1 or args.reps < 1:
         raise AnalysisError("--last-k and --reps must be at least 1")
     outs = check_outputs(args.out)
+    references = parse_methods(args.reference) if args.reference else []
     group_by = [k.strip() for k in args.group_by.split(",") if k.strip()]
     runs = load_runs(args.runs)
     check_group_keys(runs, group_by)
     curves = compute_curves(runs, args.metric, group_by, args.agg, args.x, args.reps, args.seed)
     if not curves:
         raise AnalysisError(f"no curve of {args.metric!r} could be drawn (see the warnings above)")
-    for path in plot_curves(curves, outs, args.metric, args.agg, args.x, args.x_label):
+    for path in plot_curves(curves, outs, args.metric, args.agg, args.x, args.x_label, references):
         print(f"wrote {path}")
-    if not (args.table or args.table_out or args.profile):
+    if not (args.table or args.table_out or args.profile or args.seeds_out):
         return
     scores = final_scores(runs, args.metric, group_by, args.last_k)
+    if args.seeds_out:
+        print(f"wrote {write_seed_rows(scores, args.seeds_out)}")
     if args.table or args.table_out:
         tables = all_tables(runs, scores, args.metric, group_by, args.last_k, reps=args.reps, seed=args.seed)
         if args.table:
