@@ -190,6 +190,7 @@ def _ddp_worker(rank: int, tmpdir: str, x: torch.Tensor, weight: torch.Tensor) -
         torch.save(
             {"value": value.detach(), "z_grad": z.grad, "w_grad": lin.weight.grad}, f"{tmpdir}/{rank}.pt"
         )
+        dist.barrier()  # neither rank tears its process group down while the other still talks to it
     finally:
         dist.destroy_process_group()
 

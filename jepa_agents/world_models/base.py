@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.nn import MLP, EmbeddingNorm, RandomShift, make_encoder
 from jepa_agents.regularizers import SIGReg, make_regularizer
 from jepa_agents.world_models.config import WorldModelConfig
@@ -83,8 +84,7 @@ class LatentWorldModel(nn.Module, abc.ABC):
         if self._target_encoder is None:
             raise RuntimeError(f"update_target needs world_model.target='ema', got {self.cfg.target!r}")
         tau = self.cfg.ema_tau if tau is None else tau
-        target = list(self._target_encoder.parameters())
-        torch._foreach_lerp_(target, list(self._encoder.parameters()), tau)
+        polyak_update(self._target_encoder, self._encoder, tau)
         for bt, bo in zip(self._target_encoder.buffers(), self._encoder.buffers()):
             bt.copy_(bo)
 

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from jepa_agents.data.offline import DatasetMeta, DatasetWriter, spec_of
 from jepa_agents.infra.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from jepa_agents.infra.device import configure_threads, resolve_device
+from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.infra.rng import rng_state, seed_everything, set_rng_state
 from jepa_agents.nn import MLP
 from jepa_agents.train.online import make_env
@@ -145,12 +146,8 @@ class RNDExplorer:
         self.opt_actor.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.opt_actor.step()
-        with torch.no_grad():
-            for t, p in zip(
-                [*self.actor_t.parameters(), *self.critics_t.parameters()],
-                [*self.actor.parameters(), *self.critics.parameters()],
-            ):
-                t.lerp_(p, cfg.tau)
+        polyak_update(self.actor_t, self.actor, cfg.tau)
+        polyak_update(self.critics_t, self.critics, cfg.tau)
         return {
             "rnd_loss": rnd_loss.item(),
             "critic_loss": critic_loss.item(),
