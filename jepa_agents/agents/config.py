@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from jepa_agents.config.checks import check_ranges
+
 
 @dataclass
 class _SACCommon:
@@ -71,9 +73,7 @@ class _SACCommon:
             "wm_weight": self.wm_weight >= 0,
             "grad_clip": self.grad_clip >= 0,
         }
-        for key, ok in checks.items():
-            if not ok:
-                raise ValueError(f"agent.{key}={getattr(self, key)!r} is out of range")
+        check_ranges("agent", checks, self)
 
 
 @dataclass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from jepa_agents.config.checks import check_ranges
+
 ACTION_SQUASHES = ("clip", "tanh")
 
 
@@ -89,8 +91,6 @@ class PPOConfig:
             "wm_weight": self.wm_weight >= 0,
             "wm_batch_size": self.wm_batch_size >= 1,
         }
-        for key, ok in checks.items():
-            if not ok:
-                raise ValueError(f"agent.{key}={getattr(self, key)!r} is out of range")
+        check_ranges("agent", checks, self)
         if self.action_squash not in ACTION_SQUASHES:
             raise ValueError(f"agent.action_squash={self.action_squash!r}; choose one of {ACTION_SQUASHES}")

@@ -12,16 +12,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from jepa_agents.config.checks import check_ranges
 from jepa_agents.config.load import RootSchema
 from jepa_agents.config.schema import LoggingConfig, RunConfig
 
 REGULARIZERS = ("orthonormality", "sigreg", "none")
-
-
-def _check(prefix: str, checks: dict[str, bool], obj: Any) -> None:
-    for key, ok in checks.items():
-        if not ok:
-            raise ValueError(f"{prefix}.{key}={getattr(obj, key)!r} is out of range")
 
 
 @dataclass
@@ -84,7 +79,7 @@ class ExplorerConfig:
             "warmup_transitions": self.warmup_transitions >= 0,
             "replay_capacity": self.replay_capacity >= 1,
         }
-        _check("explorer", checks, self)
+        check_ranges("explorer", checks, self)
 
 
 @dataclass
@@ -120,7 +115,7 @@ class CollectConfig:
             "num_envs": self.num_envs >= 1,
             "checkpoint_every": self.checkpoint_every >= 1,
         }
-        _check("collect", checks, self)
+        check_ranges("collect", checks, self)
 
 
 @dataclass
@@ -201,7 +196,7 @@ class ZeroShotAgentConfig:
             "train_goal_ratio": 0 <= self.train_goal_ratio <= 1,
             "sigreg_slices": self.sigreg_slices >= 1,
         }
-        _check("agent", checks, self)
+        check_ranges("agent", checks, self)
 
 
 @dataclass
@@ -230,7 +225,7 @@ class ZeroShotTrainConfig:
             "eval_every": self.eval_every >= 0,
             "checkpoint_every": self.checkpoint_every >= 1,
         }
-        _check("train", checks, self)
+        check_ranges("train", checks, self)
 
 
 @dataclass
@@ -261,7 +256,7 @@ class ZeroShotEvalConfig:
             "inference_samples": self.inference_samples >= 2,
             "max_episode_steps": self.max_episode_steps >= 0,
         }
-        _check("eval", checks, self)
+        check_ranges("eval", checks, self)
 
 
 @dataclass
