@@ -191,7 +191,8 @@ def _plot_references(ax, env: str, methods: Sequence[str], last_x: float) -> Non
             continue
         label = f"{method} (published, {ref.seeds} seeds)"
         gray = 0.15 + 0.3 * i
-        ax.plot(ref.frames[keep], ref.mean[keep], ls="--", lw=1.4, color=(gray, gray, gray), label=label)
+        style = dict(ls="--", lw=1.4, marker=".", color=(gray, gray, gray))
+        ax.plot(ref.frames[keep], ref.mean[keep], label=label, **style)
 
 
 def _moving_average(values: np.ndarray, window: int) -> np.ndarray:

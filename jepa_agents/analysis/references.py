@@ -19,7 +19,8 @@ import numpy as np
 
 from jepa_agents.analysis.errors import AnalysisError
 
-SOURCE = "published score files of danijar/dreamerv3 (dmc_vision; mean over seeds, 20k-frame bins)"
+SOURCE = "published (danijar/dreamerv3 score files)"
+"""How a figure names the source of the dashed reference curves (details in this module's docstring)."""
 _CSV = Path(__file__).with_name("reference_dmc_vision.csv")
 
 
