@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import platform
 import time
 from dataclasses import replace
@@ -48,9 +47,7 @@ def collect(episodes: int, length: int, seed: int, action_repeat: int) -> dict[s
 
     gen = torch.Generator().manual_seed(seed)
     cpu = torch.device("cpu")
-    u = torch.rand(episodes, 2, generator=gen) * 2 - 1
-    vel = torch.randn(episodes, 2, generator=gen) * torch.tensor([1.0, 2.0])
-    physics = torch.cat((u * torch.tensor([1.5, math.pi]), vel, torch.zeros(episodes, 1)), -1)  # [E, 5]
+    physics = cartpole.uniform_physics(gen, episodes, cpu)  # [E, 5]: the env's start="uniform"
     scene = cartpole.Scene("cartpole_swingup", 64, cpu)
     frames, states, actions = [scene(physics)], [cartpole.state(physics, "cartpole_swingup")], []
     for _ in range(length):

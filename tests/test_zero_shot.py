@@ -16,10 +16,11 @@ from jepa_agents.config.errors import ConfigError
 from jepa_agents.config.load import compose
 from jepa_agents.data.offline import DatasetError, DatasetMeta, DatasetWriter, load_dataset, spec_of
 from jepa_agents.infra.checkpoint import CheckpointError
+from jepa_agents.zero_shot import coverage
 from jepa_agents.zero_shot.agents import build_model, make_zero_shot_agent
 from jepa_agents.zero_shot.cli import collect_main, eval_main, train_main
 from jepa_agents.zero_shot.collect import _episode_row, _EpisodeSplitter
-from jepa_agents.zero_shot.config import ZERO_SHOT
+from jepa_agents.zero_shot.config import COLLECT, ZERO_SHOT
 from jepa_agents.zero_shot.evaluate import check_model_fits, check_tasks, domain_tasks
 from jepa_agents.zero_shot.losses import fb_loss, orthonormality_loss, td_jepa_td_loss
 from jepa_agents.zero_shot.tasks import TaskSpecError
@@ -391,3 +392,36 @@ def test_offline_training_resumes_exactly(tmp_path):
     assert train_main([f"resume={run}", "device=cpu", "num_threads=1", "logging.progress_bar=false"]) == 0
     resumed = load_checkpoint(run / "checkpoints" / "ckpt_000000000006.pt")["agent"]["model"]
     assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_uniform_starts_cover_the_maze_and_collect_reports_coverage(tmp_path, capsys):
+    """``start=uniform`` puts episodes anywhere in the free arena (every room, no state inside a wall);
+    ``collect`` writes and prints the coverage report, which flags the tasks the default start data
+    (bottom-left room, random actions) does not reach and not those that uniform starts do."""
+    import json
+
+    maze_env = "torch/point_mass_maze"
+    env = envs.make(maze_env, num_envs=4000, seed=0, device="cpu", from_pixels=False, start="uniform")
+    physics = env.reset()["physics"]
+    rooms = coverage.maze_rooms(physics)
+    assert all(0.2 < share < 0.3 for share in rooms.values()), rooms
+    from envs.torch_control import point_mass_maze as maze
+
+    settled = maze.advance(physics, torch.zeros(4000, 2))  # a disc overlapping a wall would be pushed out
+    torch.testing.assert_close(settled[:, :2], physics[:, :2])
+    with pytest.raises(ValueError, match="not available for torch/pendulum_swingup"):
+        envs.make("torch/pendulum_swingup", num_envs=1, seed=0, device="cpu", start="uniform")
+
+    reports = {}
+    for start in ("reset", "uniform"):
+        ds = tmp_path / start
+        argv = [f"dataset={ds}", f"start={start}", "zs_explorer=random", "num_transitions=4096", "num_envs=256"]
+        assert collect_main([*argv, "progress_bar=false", "device=cpu", "num_threads=1"]) == 0
+        reports[start] = json.loads((ds / "coverage.json").read_text())
+        assert reports[start]["transitions"] == 4096 and load_dataset(ds).meta.transitions == 4096
+    out = capsys.readouterr().out
+    assert "room top_right" in out and "under 1 %" in out
+    assert "reach_top_right" in reports["reset"]["flagged"] and reports["reset"]["rooms"]["top_right"] < 0.01
+    assert reports["uniform"]["flagged"] == [] and min(reports["uniform"]["rooms"].values()) > 0.15
+    with pytest.raises(ConfigError, match="collect.start='corner'"):
+        compose(["start=corner"], COLLECT)

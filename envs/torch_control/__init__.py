@@ -68,7 +68,9 @@ TASKS: dict[str, tuple[str, ...]] = {
         "reach_nw",
     ),
 }
-_OPTIONS = ("from_pixels", "image_size", "frame_stack", "action_repeat", "task")
+_OPTIONS = ("from_pixels", "image_size", "frame_stack", "action_repeat", "task", "start")
+STARTS = ("reset", "uniform")
+"""``start=``: the task's reset distribution, or the domain's broad start states (``uniform_physics``)."""
 
 
 def _domain(name: str):
@@ -100,11 +102,17 @@ def make(
     """
     if task not in NAMES:
         raise ValueError(f"Unknown torch task {task!r}; expected one of {NAMES}")
-    unknown = set(options) - {"task"}
+    unknown = set(options) - {"task", "start"}
     if unknown or ("task" in options and len(TASKS[task]) == 1):
         bad = sorted(unknown or {"task"})
         known = [o for o in _OPTIONS if o != "task" or len(TASKS[task]) > 1]
         raise ValueError(f"Unknown option(s) {bad} for torch/{task}; known options: {known}")
+    start = options.get("start", "reset")
+    if start not in STARTS:
+        raise ValueError(f"start={start!r} for torch/{task}; choose one of {STARTS}")
+    if start == "uniform" and not hasattr(_domain(task), "uniform_physics"):
+        have = sorted(n for n in NAMES if hasattr(_domain(n), "uniform_physics"))
+        raise ValueError(f"start='uniform' is not available for torch/{task}; it is for {', '.join(have)}")
     reward_task = options.get("task", TASKS[task][0])
     if reward_task not in TASKS[task]:
         raise ValueError(f"Unknown task={reward_task!r} for torch/{task}; expected one of {TASKS[task]}")
@@ -126,6 +134,7 @@ def make(
         image_size=image_size,
         frame_stack=frame_stack,
         action_repeat=action_repeat,
+        start=start,
     )
 
 

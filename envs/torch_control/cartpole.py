@@ -82,6 +82,15 @@ def advance(physics: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     return torch.cat((qpos, qvel, control[:, None]), dim=-1)
 
 
+def uniform_physics(generator: torch.Generator, n: int, device: torch.device) -> torch.Tensor:
+    """Broad start states (``start="uniform"``): ``x ~ U(-1.5, 1.5)``, ``theta ~ U(-pi, pi)`` (every pole
+    angle), ``xd ~ N(0, 1)``, ``thetad ~ N(0, 2^2)``, control 0 -> ``[n, 5]``."""
+    u = torch.rand(n, 2, generator=generator, device=device) * 2 - 1
+    vel = torch.randn(n, 2, generator=generator, device=device) * torch.tensor([1.0, 2.0], device=device)
+    qpos = u * torch.tensor([1.5, math.pi], device=device)
+    return torch.cat((qpos, vel, torch.zeros(n, 1, device=device)), dim=-1)
+
+
 def initial_physics(task: str, generator: torch.Generator, n: int, device: torch.device) -> torch.Tensor:
     """dm_control's initial state distribution -> ``[n, 5]``.
 

@@ -6,7 +6,9 @@ n, device)``, ``advance(physics, action)`` (one physics step), ``state(physics, 
 ``reward(physics, task)`` and a ``Scene(task, size, device)`` renderer. This class adds action
 validation, action repeat (rewards summed over the repeated physics steps, like dm_control wrappers),
 the time limit (``ceil(1000 / action_repeat)`` agent steps, reported as ``truncated``; tasks never
-terminate), partial resets through ``_reset`` and frame stacking along the channel axis.
+terminate), partial resets through ``_reset`` and frame stacking along the channel axis. Episodes start
+from the task's own distribution (``start="reset"``) or, for reward-free data that covers every task,
+from the domain's broad ``uniform_physics`` (``start="uniform"``: maze and cart-pole).
 
 Keys (batch ``[N]``): ``state`` float32 ``[N, S]``, ``physics`` float32 ``[N, P]``, ``pixels`` uint8
 ``[N, 3 * frame_stack, H, W]`` (only with ``from_pixels``), ``reward`` float32 ``[N, 1]``, ``done``,
@@ -40,9 +42,10 @@ class TorchControlEnv(EnvBase):
         image_size: int,
         frame_stack: int,
         action_repeat: int,
+        start: str = "reset",
     ):
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
-        self.domain, self.task = domain, task
+        self.domain, self.task, self.start = domain, task, start
         self.num_envs, self.from_pixels, self.image_size = num_envs, from_pixels, image_size
         self.frame_stack, self.action_repeat = frame_stack, action_repeat
         self.max_episode_steps = math.ceil(PHYSICS_STEPS_PER_EPISODE / action_repeat)
@@ -140,7 +143,10 @@ class TorchControlEnv(EnvBase):
 
     def _reset(self, tensordict: TensorDictBase | None, **kwargs) -> TensorDictBase:
         mask = tensordict.get("_reset", None) if tensordict is not None else None
-        fresh = self.domain.initial_physics(self.task, self._generator, self.num_envs, self.device)
+        if self.start == "uniform":
+            fresh = self.domain.uniform_physics(self._generator, self.num_envs, self.device)
+        else:
+            fresh = self.domain.initial_physics(self.task, self._generator, self.num_envs, self.device)
         if mask is None:
             mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
         else:

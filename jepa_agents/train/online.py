@@ -47,9 +47,10 @@ class OnlineParts:
     """A replay buffer (off-policy) or a rollout buffer (on-policy): ``add``, ``state_dict``, ..."""
 
 
-def make_env(env_cfg: DictConfig, num_envs: int, seed: int, device: torch.device):
+def make_env(env_cfg: DictConfig, num_envs: int, seed: int, device: torch.device, **extra):
     """Build the environment of a config's ``env`` section with ``num_envs`` copies (``frame_stack``
-    is passed only by sections that have it; the zero-shot ones keep the family's default)."""
+    is passed only by sections that have it; the zero-shot ones keep the family's default); ``extra``
+    options are added to ``env.options`` (e.g. ``start="uniform"`` for data collection)."""
     stack = {"frame_stack": env_cfg.frame_stack} if "frame_stack" in env_cfg else {}
     return envs.make(
         env_cfg.name,
@@ -60,7 +61,7 @@ def make_env(env_cfg: DictConfig, num_envs: int, seed: int, device: torch.device
         image_size=env_cfg.image_size,
         action_repeat=env_cfg.action_repeat,
         **stack,
-        **env_cfg.options,
+        **{**env_cfg.options, **extra},
     )
 
 

@@ -21,13 +21,14 @@ from tensordict import TensorDict
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from jepa_agents.data.offline import DatasetMeta, DatasetWriter, spec_of
+from jepa_agents.data.offline import DatasetMeta, DatasetWriter, load_dataset, spec_of
 from jepa_agents.infra.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from jepa_agents.infra.device import configure_threads, resolve_device
 from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.infra.rng import rng_state, seed_everything, set_rng_state
 from jepa_agents.nn import MLP
 from jepa_agents.train.online import make_env
+from jepa_agents.zero_shot.coverage import format_report, write_coverage
 
 OBS_KEYS = ("state", "pixels")
 
@@ -277,7 +278,8 @@ def collect(cfg: DictConfig) -> Path:
     configure_threads(cfg.num_threads, False)
     root = Path(cfg.dataset) if cfg.dataset else default_dataset_dir(cfg)
     seed_everything(cfg.seed)
-    probe = make_env(cfg.env, 1, cfg.seed, device)
+    start = {"start": cfg.start} if cfg.start != "reset" else {}  # only torch envs know the option
+    probe = make_env(cfg.env, 1, cfg.seed, device, **start)
     first = probe.reset()
     obs_keys = [k for k in OBS_KEYS if k in first.keys()]
     if "physics" not in first.keys() or "state" not in first.keys():
@@ -298,8 +300,10 @@ def collect(cfg: DictConfig) -> Path:
         explorer.load_state_dict(ckpt["explorer"])
         set_rng_state(ckpt["rng"])
     # Fresh env seeds per (re)start, so an appended run does not replay the same episodes.
-    env = make_env(cfg.env, cfg.num_envs, cfg.seed + 7919 * writer.meta.episodes, device)
+    env = make_env(cfg.env, cfg.num_envs, cfg.seed + 7919 * writer.meta.episodes, device, **start)
     _run(cfg, env, explorer, writer, obs_keys, ckpt_dir)
+    data = load_dataset(root, checksum=False).data
+    print(format_report(write_coverage(root, cfg.env.name, data["next", "physics"])))
     return root
 
 

@@ -96,6 +96,10 @@ class CollectConfig:
     """Stop once the dataset holds this many transitions (counting those already there with ``append``)."""
     num_envs: int = 8
     """Parallel environment copies."""
+    start: str = "reset"
+    """Where episodes start: ``reset`` (the task's own distribution; the maze: the bottom-left room) or
+    ``uniform`` (torch-native maze and cart-pole: broad start states over the whole state space, so the
+    data covers every task; see ``envs.torch_control``)."""
     append: bool = False
     """Continue an existing dataset: episodes keep their numbers, the explorer resumes from its checkpoint."""
     checkpoint_every: int = 20_000
@@ -114,6 +118,7 @@ class CollectConfig:
             "num_transitions": self.num_transitions >= 1,
             "num_envs": self.num_envs >= 1,
             "checkpoint_every": self.checkpoint_every >= 1,
+            "start": self.start in ("reset", "uniform"),
         }
         check_ranges("collect", checks, self)
 
