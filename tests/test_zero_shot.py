@@ -296,6 +296,11 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     assert eval_main([str(run), "eval.tasks=[reach_bottom_left,reach_top_left]", *common]) == 0
     out = capsys.readouterr().out
     assert "reach_bottom_left" in out and "mean" in out
+    # the baselines and the data's rewarded share; the RND data from the start room never reaches the
+    # top-left room, so that task is flagged as not evaluable
+    assert "zero act" in out and "data rew%" in out
+    top_left = next(line for line in out.splitlines() if line.strip().startswith("reach_top_left"))
+    assert "not evaluable" in top_left
     rows = list(csv.DictReader((run / "zero_shot.csv").open()))
     assert [r["task"] for r in rows] == [
         "reach_bottom_left",
@@ -415,8 +420,8 @@ def test_uniform_starts_cover_the_maze_and_collect_reports_coverage(tmp_path, ca
     reports = {}
     for start in ("reset", "uniform"):
         ds = tmp_path / start
-        argv = [f"dataset={ds}", f"start={start}", "zs_explorer=random", "num_transitions=4096", "num_envs=256"]
-        assert collect_main([*argv, "progress_bar=false", "device=cpu", "num_threads=1"]) == 0
+        argv = [f"dataset={ds}", f"start={start}", "zs_explorer=random", "num_transitions=4096"]
+        assert collect_main([*argv, "num_envs=256", "progress_bar=false", "device=cpu", "num_threads=1"]) == 0
         reports[start] = json.loads((ds / "coverage.json").read_text())
         assert reports[start]["transitions"] == 4096 and load_dataset(ds).meta.transitions == 4096
     out = capsys.readouterr().out

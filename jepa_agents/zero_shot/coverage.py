@@ -20,9 +20,8 @@ from torch import Tensor
 import envs
 from jepa_agents.infra.run_dir import atomic_write_text
 from jepa_agents.zero_shot.evaluate import domain_tasks
+from jepa_agents.zero_shot.tasks import REWARDED
 
-REWARDED = 0.1
-"""A transition counts as rewarded for a task when its relabeled reward is at least this."""
 MIN_REWARDED = 0.01
 """Tasks with a smaller rewarded fraction are flagged: the data hardly shows their goal."""
 MAX_STATES = 20_000

@@ -30,6 +30,7 @@ from jepa_agents.infra.logger import Logger
 from jepa_agents.infra.rng import rng_state, set_rng_state
 from jepa_agents.train.online import make_env
 from jepa_agents.zero_shot.tasks import (
+    REWARDED,
     EvalTask,
     builtin_task,
     custom_reward_task,
@@ -125,19 +126,57 @@ def infer_task_z(model, dataset: OfflineDataset, task: EvalTask, obs_key: str, n
 @torch.no_grad()
 def rollout(model, env, z: torch.Tensor, task: EvalTask, obs_key: str, max_steps: int) -> torch.Tensor:
     """Returns ``[N]`` of one episode per copy of ``env`` with the mean policy ``π(·, z)``."""
+    return run_policy(lambda obs: model.act(obs.to(z.device), z), env, task, obs_key, max_steps, z.device)
+
+
+@torch.no_grad()
+def run_policy(act, env, task: EvalTask, obs_key: str, max_steps: int, device: torch.device) -> torch.Tensor:
+    """Returns ``[N]``: ``task``'s reward summed over one episode per copy, actions ``act(obs [N, ...])``."""
     n = env.batch_size[0]
     td = env.reset()
-    returns = torch.zeros(n, device=z.device)
-    running = torch.ones(n, dtype=torch.bool, device=z.device)
+    returns = torch.zeros(n, device=device)
+    running = torch.ones(n, dtype=torch.bool, device=device)
     steps = 0
     while bool(running.any()) and (max_steps == 0 or steps < max_steps):
-        td["action"] = model.act(td[obs_key].to(z.device), z)
+        td["action"] = act(td[obs_key])
         step, td = env.step_and_maybe_reset(td)
-        reward = task.reward(step["next", "physics"]).to(z.device)
-        returns += reward * running
-        running &= ~step["next", "done"].reshape(-1).to(z.device)
+        returns += task.reward(step["next", "physics"]).to(device) * running
+        running &= ~step["next", "done"].reshape(-1).to(device)
         steps += 1
     return returns
+
+
+@torch.no_grad()
+def baselines(
+    dataset: OfflineDataset, cfg: DictConfig, device: torch.device, tasks: Sequence[EvalTask] | None = None
+) -> dict[str, dict[str, float]]:
+    """What a zero-shot return is to be read against, per row: ``zero_action`` and ``random`` (uniform
+    actions) mean returns on the same evaluation episodes, and ``rewarded``, the fraction of
+    ``eval.inference_samples`` relabeled dataset transitions with a reward of at least 0.1 (under 1 %:
+    the data hardly shows the task, and no method can be judged on it). RNG-neutral."""
+    if tasks is None:
+        tasks = eval_tasks(cfg, tuple(dataset.meta.obs_spec[cfg.agent.obs_key]["shape"]))
+    saved = rng_state()
+    env = make_env(cfg.env, cfg.eval.episodes, cfg.seed + EVAL_SEED_OFFSET, device)
+    a = env.action_spec.shape[-1]
+    policies = {
+        "zero_action": lambda obs: torch.zeros(obs.shape[0], a, device=env.device),
+        "random": lambda obs: torch.rand(obs.shape[0], a, device=env.device) * 2 - 1,
+    }
+    out = {}
+    try:
+        torch.manual_seed(cfg.seed + EVAL_SEED_OFFSET)
+        batch = dataset.sample(min(cfg.eval.inference_samples, len(dataset)))
+        for task in tasks:
+            row = {"rewarded": float((task.reward(batch["next", "physics"]) >= REWARDED).float().mean())}
+            for name, act in policies.items():
+                env.set_seed(cfg.seed + EVAL_SEED_OFFSET)
+                returns = run_policy(act, env, task, cfg.agent.obs_key, cfg.eval.max_episode_steps, device)
+                row[name] = float(returns.mean())
+            out[task.name] = row
+    finally:
+        set_rng_state(saved)
+    return out
 
 
 def zero_shot_eval(
@@ -191,15 +230,28 @@ def summarize(results: dict[str, list[float]]) -> dict[str, tuple[float, float, 
 
 
 def report(
-    run_dir: Path, env_name: str, step: int, results: dict[str, list[float]], logger: Logger | None
+    run_dir: Path,
+    env_name: str,
+    step: int,
+    results: dict[str, list[float]],
+    logger: Logger | None,
+    context: dict[str, dict[str, float]] | None = None,
 ) -> None:
-    """Print the table, append rows to ``zero_shot.csv``, log ``zero_shot/<domain>/<task>`` scalars."""
+    """Print the table, append rows to ``zero_shot.csv``, log ``zero_shot/<domain>/<task>`` scalars.
+    With ``context`` (:func:`baselines`) the table also shows the zero-action and random returns and the
+    data's rewarded fraction per task, and flags tasks the data hardly shows (``!``: under 1 %)."""
     domain, summary = domain_of(env_name), summarize(results)
     print(f"zero-shot returns on {env_name} after {step} updates:")
-    print(f"  {'task':28s} {'return':>10s} {'std':>8s} {'episodes':>8s}")
+    extra = f" {'zero act':>9s} {'random':>8s} {'data rew%':>9s}" if context else ""
+    print(f"  {'task':28s} {'return':>10s} {'std':>8s} {'episodes':>8s}{extra}")
     for task, (mean, std, n) in summary.items():
         label = f"{task} ({n} tasks)" if task == "mean" else task
-        print(f"  {label:28s} {mean:10.2f} {std:8.2f} {n if task != 'mean' else '':>8}")
+        row = f"  {label:28s} {mean:10.2f} {std:8.2f} {n if task != 'mean' else '':>8}"
+        if context and task in context:
+            c = context[task]
+            flag = "  ! under 1 %: not evaluable on this data" if c["rewarded"] < 0.01 else ""
+            row += f" {c['zero_action']:9.2f} {c['random']:8.2f} {100 * c['rewarded']:9.2f}{flag}"
+        print(row)
     path = run_dir / "zero_shot.csv"
     new = not path.exists()
     with path.open("a", newline="") as f:
@@ -231,9 +283,10 @@ def evaluate_run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None)
     dataset = load_dataset(cfg.dataset, device)
     check_model_fits(dataset, cfg.agent.obs_key, ckpt["obs_shape"], ckpt["action_dim"])
     results = zero_shot_eval(model, dataset, cfg, device)
+    context = baselines(dataset, cfg, device)
     logger = Logger(run_dir, tensorboard=cfg.logging.tensorboard, csv_file=cfg.logging.csv)
     try:
-        report(run_dir, cfg.env.name, ckpt["step"], results, logger)
+        report(run_dir, cfg.env.name, ckpt["step"], results, logger, context)
     finally:
         logger.close()
     return results

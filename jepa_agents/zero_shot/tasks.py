@@ -28,6 +28,9 @@ from torch import Tensor
 import envs
 
 RewardFn = Callable[[Tensor], Tensor]
+REWARDED = 0.1
+"""A transition counts as rewarded for a task when its reward is at least this (the goal-reaching rewards
+are 1 inside the goal and 0.1 at its margin); used by the coverage report and the evaluation table."""
 GOAL_DOMAINS = ("torch/point_mass_maze",)
 
 

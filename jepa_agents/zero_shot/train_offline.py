@@ -26,7 +26,7 @@ from jepa_agents.infra.run_dir import prepare_run_dir
 from jepa_agents.infra.schedule import crossed
 from jepa_agents.train.lifecycle import Lifecycle
 from jepa_agents.zero_shot.agents import make_zero_shot_agent
-from jepa_agents.zero_shot.evaluate import check_tasks, report, zero_shot_eval
+from jepa_agents.zero_shot.evaluate import baselines, check_tasks, report, zero_shot_eval
 
 
 class OfflineTrainer(Lifecycle):
@@ -63,9 +63,11 @@ class OfflineTrainer(Lifecycle):
         set_rng_state(ckpt["rng"])
         self.updates = int(ckpt["step"])
 
-    def _evaluate(self) -> None:
+    def _evaluate(self, final: bool = False) -> None:
+        """Zero-shot returns; the final one with the zero-action / random baselines and data coverage."""
         results = zero_shot_eval(self.agent.model, self.dataset, self.cfg, self.device)
-        report(self.run_dir, self.cfg.env.name, self.updates, results, self.logger)
+        context = baselines(self.dataset, self.cfg, self.device) if final else None
+        report(self.run_dir, self.cfg.env.name, self.updates, results, self.logger, context)
 
     def _on_schedule(self, before: int, bar: tqdm) -> None:
         if crossed(before, self.updates, self.cfg.train.eval_every) and self.updates < self.total:
@@ -91,7 +93,7 @@ class OfflineTrainer(Lifecycle):
     def _finish(self) -> None:
         self.save()
         if self.cfg.eval.final:
-            self._evaluate()
+            self._evaluate(final=True)
         self.logger.flush()
 
 
