@@ -430,3 +430,17 @@ def test_uniform_starts_cover_the_maze_and_collect_reports_coverage(tmp_path, ca
     assert reports["uniform"]["flagged"] == [] and min(reports["uniform"]["rooms"].values()) > 0.15
     with pytest.raises(ConfigError, match="collect.start='corner'"):
         compose(["start=corner"], COLLECT)
+
+
+def test_actor_sampling_is_clamped_forward_and_straight_through_backward(monkeypatch):
+    from jepa_agents.zero_shot.td_jepa import Actor
+
+    torch.manual_seed(0)
+    actor = Actor(3, 2, 4, [16], std=0.5, clip=0.5)
+    mean = torch.full((64, 4), 0.9, requires_grad=True)  # near the box edge: many noisy actions leave it
+    monkeypatch.setattr(actor, "forward", lambda x, z: mean)
+    action = actor.sample(torch.randn(64, 3), torch.randn(64, 2))
+    assert action.min() >= -1 and action.max() <= 1 and (action == 1).float().mean() > 0.3
+    action.sum().backward()
+    # a hard clamp would give the clamped components a zero gradient; straight-through gives every one 1
+    torch.testing.assert_close(mean.grad, torch.ones_like(mean))
