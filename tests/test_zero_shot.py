@@ -444,3 +444,15 @@ def test_actor_sampling_is_clamped_forward_and_straight_through_backward(monkeyp
     action.sum().backward()
     # a hard clamp would give the clamped components a zero gradient; straight-through gives every one 1
     torch.testing.assert_close(mean.grad, torch.ones_like(mean))
+
+
+def test_zero_shot_models_are_orthogonally_initialised():
+    for preset in ("td_jepa_sigreg", "fb"):
+        cfg = _cfg(f"zs_agent={preset}", "agent.encoder_hidden=[16]", "agent.predictor_hidden=[16]")
+        linears = [m for m in build_model(cfg.agent, [4], 2).modules() if isinstance(m, torch.nn.Linear)]
+        assert linears
+        for layer in linears:
+            w = layer.weight.detach()
+            gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+            torch.testing.assert_close(gram, torch.eye(gram.shape[0]), atol=1e-5, rtol=0)
+            assert not layer.bias.any()

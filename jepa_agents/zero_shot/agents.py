@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 from tensordict import TensorDict
-from torch import Tensor
+from torch import Tensor, nn
 
 from jepa_agents.infra.nan_guard import NaNGuard
 from jepa_agents.infra.polyak import polyak_update
@@ -32,7 +32,19 @@ from jepa_agents.zero_shot.td_jepa import TDJEPAModel, project_z
 
 
 def build_model(cfg, obs_shape: Sequence[int], action_dim: int) -> TDJEPAModel | FBModel:
-    """The model named by ``cfg.name`` (``td_jepa`` or ``fb``) with the sizes of ``cfg``."""
+    """The model named by ``cfg.name`` (``td_jepa`` or ``fb``) with the sizes of ``cfg``; every Linear
+    layer orthogonally initialised with zero bias (as the reference code; conv encoders already are)."""
+    model = _build(cfg, obs_shape, action_dim)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.orthogonal_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    return model
+
+
+def _build(cfg, obs_shape: Sequence[int], action_dim: int) -> TDJEPAModel | FBModel:
     common = dict(
         phi_dim=cfg.phi_dim,
         z_dim=cfg.z_dim,
