@@ -1,0 +1,98 @@
+"""The DMC-100k table of docs/dmc100k.md as one resumable sweep, two runs at a time.
+
+Every row is a `jepa-agents train train=dmc_100k ...` run in ``<root>/<row>_s<seed>``. A run directory
+that holds a final checkpoint is skipped, one with an earlier checkpoint is continued with
+``resume=<dir>`` (bit-exact), a missing one is started; so the sweep can be cut at any time and run
+again. At the end (or with ``--report-only``) the curves with the published references and the per-seed
+rows are written::
+
+    python scripts/dmc100k_sweep.py --root /work/runs/dmc100k                 # everything left to do
+    python scripts/dmc100k_sweep.py --root /work/runs/dmc100k --rows sigreg   # only the main result
+    python scripts/dmc100k_sweep.py --root /work/runs/dmc100k --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jepa_agents.infra.checkpoint import checkpoint_step, latest_checkpoint
+
+TOTAL = 100_000
+ROWS: dict[str, tuple[list[str], list[int]]] = {
+    "sigreg": ([], [0, 1, 2]),
+    "spr_ema": (["world_model=spr_ema"], [0, 1]),
+    "vicreg": (["world_model=jepa_vicreg"], [0, 1]),
+    "no_regularizer": (["world_model.regularizer=none"], [0, 1]),
+    "no_world_model": (["world_model=none"], [0, 1]),
+    "dmc_sigreg": (["env=dmc/cartpole_swingup"], [0]),
+}
+"""Row name -> (overrides on top of the defaults, seeds)."""
+
+
+def command(root: Path, row: str, seed: int) -> list[str] | None:
+    """The command that brings run ``row``/``seed`` forward, or None when it is complete."""
+    run_dir = root / f"{row}_s{seed}"
+    last = latest_checkpoint(run_dir / "checkpoints") if run_dir.exists() else None
+    if last is not None and checkpoint_step(last) >= TOTAL:
+        return None
+    base = [sys.executable, "-m", "jepa_agents.cli", "train"]
+    if run_dir.exists():
+        return [*base, f"resume={run_dir}", "logging.progress_bar=false"]
+    overrides, _ = ROWS[row]
+    return [
+        *base, "train=dmc_100k", f"seed={seed}", *overrides, "num_threads=1", "logging.progress_bar=false",
+        f"run_dir={run_dir}",
+    ]  # fmt: skip
+
+
+def run(cmd: list[str], log: Path) -> tuple[int, float]:
+    start = time.perf_counter()
+    with log.open("a") as f:
+        code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
+    return code, time.perf_counter() - start
+
+
+def report(root: Path, out_dir: Path) -> None:
+    runs = sorted(str(p) for p in root.iterdir() if (p / "config.yaml").is_file())
+    if not runs:
+        print(f"no runs under {root}")
+        return
+    group = "world_model.name,world_model.regularizer,world_model.target"  # the env is the panel
+    cmd = [
+        sys.executable, "-m", "jepa_agents.cli", "plot", *runs, "--group-by", group,
+        "--reference", "drqv2,dreamerv3", "--out", str(out_dir / "figures" / "dmc100k.png"),
+        "--seeds-out", str(out_dir / "results" / "dmc100k.csv"),
+    ]  # fmt: skip
+    subprocess.call(cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, required=True, help="folder of the run directories")
+    parser.add_argument("--rows", nargs="+", choices=sorted(ROWS), default=list(ROWS))
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (2 on 2 cores, 1 thread each)")
+    parser.add_argument("--docs", type=Path, default=Path("docs"), help="where figures/ and results/ are")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    args.root.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        todo = [(r, s) for r in args.rows for s in ROWS[r][1] if command(args.root, r, s) is not None]
+        print(f"{len(todo)} runs to start or continue: {todo}", flush=True)
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            futures = {}
+            for r, s in todo:
+                futures[pool.submit(run, command(args.root, r, s), args.root / f"{r}_s{s}.log")] = (r, s)
+            for future in concurrent.futures.as_completed(futures):
+                code, seconds = future.result()
+                print(f"{futures[future]}: exit {code} after {seconds / 60:.1f} min", flush=True)
+    report(args.root, args.docs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
