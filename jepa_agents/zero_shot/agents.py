@@ -93,9 +93,7 @@ class _ZeroShotAgent:
         loss.backward()
         grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        if not self.nan_guard.ok({**terms, "grad_norm": grad_norm}):  # pragma: no cover (raises at 1)
-            opt.zero_grad(set_to_none=True)
-            return
+        self.nan_guard.ok({**terms, "grad_norm": grad_norm})  # max_consecutive=1: raises, never skips
         opt.step()
 
     def _unpack(self, batch: TensorDict) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -21,7 +21,7 @@ from tensordict import TensorDict
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from jepa_agents.data.offline import DatasetMeta, DatasetWriter, load_dataset, spec_of
+from jepa_agents.data.offline import DatasetMeta, DatasetWriter, spec_of
 from jepa_agents.infra.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from jepa_agents.infra.device import configure_threads, resolve_device
 from jepa_agents.infra.polyak import polyak_update
@@ -302,8 +302,10 @@ def collect(cfg: DictConfig) -> Path:
     # Fresh env seeds per (re)start, so an appended run does not replay the same episodes.
     env = make_env(cfg.env, cfg.num_envs, cfg.seed + 7919 * writer.meta.episodes, device, **start)
     _run(cfg, env, explorer, writer, obs_keys, ckpt_dir)
-    data = load_dataset(root, checksum=False).data
-    print(format_report(write_coverage(root, cfg.env.name, data["next", "physics"])))
+    # only the next physics states are read (memory-mapped), never the pixels of the whole dataset
+    episodes = sorted((root / "episodes").glob("ep_*[0-9]"))
+    physics = torch.cat([TensorDict.load_memmap(ep)["next", "physics"].clone() for ep in episodes])  # [M, P]
+    print(format_report(write_coverage(root, cfg.env.name, physics)))
     return root
 
 
