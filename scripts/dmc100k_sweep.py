@@ -75,13 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, required=True, help="folder of the run directories")
     parser.add_argument("--rows", nargs="+", choices=sorted(ROWS), default=list(ROWS))
+    parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds of each row (default: all)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (2 on 2 cores, 1 thread each)")
     parser.add_argument("--docs", type=Path, default=Path("docs"), help="where figures/ and results/ are")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     args.root.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
-        todo = [(r, s) for r in args.rows for s in ROWS[r][1] if command(args.root, r, s) is not None]
+        todo = [(r, s) for r in args.rows for s in ROWS[r][1]
+                if (args.seeds is None or s in args.seeds) and command(args.root, r, s) is not None]
         print(f"{len(todo)} runs to start or continue: {todo}", flush=True)
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             futures = {}
