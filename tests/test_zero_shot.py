@@ -289,10 +289,18 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
         "eval.max_episode_steps=20",
         "eval.inference_samples=500",
         "eval.tasks=[reach_bottom_left]",
+        f"eval.results_csv={tmp_path / 'results.csv'}",
+        "train.sf_check_every=10",
+        "train.sf_check_episodes=2",
         "logging.progress_bar=false",
         *common,
     ]
     assert train_main(train) == 0
+    shared = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert [(r["method"], r["task"], r["seed"], r["updates"]) for r in shared] == [
+        ("td_jepa_sigreg", "mean", "0", "20"),
+        ("td_jepa_sigreg", "reach_bottom_left", "0", "20"),
+    ]
     assert eval_main([str(run), "eval.tasks=[reach_bottom_left,reach_top_left]", *common]) == 0
     out = capsys.readouterr().out
     assert "reach_bottom_left" in out and "mean" in out
@@ -312,6 +320,7 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     assert all(r["step"] == "20" for r in rows)
     scalars = (run / "scalars.csv").read_text()
     assert "zero_shot/point_mass_maze/reach_bottom_left" in scalars and "train/td_phi/td_loss" in scalars
+    assert "20,sf/ratio," in scalars and "10,sf/corr," in scalars  # the successor-feature check
     with pytest.raises(ConfigError, match="only eval"):
         eval_main([str(run), "agent.lr=1.0"])
 

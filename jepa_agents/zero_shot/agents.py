@@ -49,6 +49,7 @@ def _build(cfg, obs_shape: Sequence[int], action_dim: int) -> TDJEPAModel | FBMo
         phi_dim=cfg.phi_dim,
         z_dim=cfg.z_dim,
         encoder_hidden=list(cfg.encoder_hidden),
+        phi_encoder_hidden=None if cfg.phi_encoder_hidden is None else list(cfg.phi_encoder_hidden),
         predictor_hidden=list(cfg.predictor_hidden),
         num_predictors=cfg.num_predictors,
         actor_hidden=list(cfg.actor_hidden),

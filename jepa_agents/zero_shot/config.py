@@ -137,6 +137,9 @@ class ZeroShotAgentConfig:
     """Size of the state encoder ``φ`` (TD-JEPA) / of the forward-side encoder ``e`` (FB)."""
     encoder_hidden: list[int] = field(default_factory=lambda: [128, 128])
     """Hidden sizes of the encoders' MLP heads (LayerNorm + ReLU)."""
+    phi_encoder_hidden: list[int] | None = None
+    """Hidden sizes of the policy-side encoder (TD-JEPA's ``φ``, FB's ``e``); ``[]`` makes it linear (the
+    reference's DMC setting); null: ``encoder_hidden``."""
     encoder_norm: bool = True
     """TD-JEPA: project ``φ`` and ψ onto the sphere of radius ``√dim`` (as the paper); off for SIGReg, which
     shapes the embedding distribution itself. FB always normalizes ``B``."""
@@ -220,6 +223,12 @@ class ZeroShotTrainConfig:
     """How many most recent checkpoints to keep."""
     min_free_disk_mb: int = 200
     """Refuse to start when the run directory's disk has less free space than this."""
+    sf_check_every: int = 2_000
+    """Every so many updates, log the Monte-Carlo check of the successor features (``sf/ratio``: predicted
+    over rolled-out value of the model's own policy, 1 when the critic has propagated the return; see
+    :mod:`jepa_agents.zero_shot.successor_check`); 0: never."""
+    sf_check_episodes: int = 16
+    """Episodes (parallel copies, one task vector each) of that check."""
     dataset_device: str = "auto"
     """Where the dataset lives while training: ``auto`` (the training device) or ``cpu``."""
 
@@ -229,6 +238,8 @@ class ZeroShotTrainConfig:
             "log_every": self.log_every >= 1,
             "eval_every": self.eval_every >= 0,
             "checkpoint_every": self.checkpoint_every >= 1,
+            "sf_check_every": self.sf_check_every >= 0,
+            "sf_check_episodes": self.sf_check_episodes >= 2,
         }
         check_ranges("train", checks, self)
 
@@ -254,6 +265,11 @@ class ZeroShotEvalConfig:
     goal: list[float] = field(default_factory=list)
     """A goal position ``[x, y]`` (``torch/point_mass_maze``): ``z`` from the goal observation (the mass at
     rest there), scored with the goal-reaching reward around it; row ``goal(x,y)``."""
+
+    results_csv: str = ""
+    """Also write this evaluation's per-task mean returns into this CSV shared by runs, one row per task
+    with the columns ``domain,method,task,seed,updates,return`` (a re-evaluation replaces its rows; see
+    :mod:`jepa_agents.zero_shot.results`); empty: only the run's own ``zero_shot.csv``."""
 
     def __post_init__(self) -> None:
         checks = {

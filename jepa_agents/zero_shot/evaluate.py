@@ -7,7 +7,8 @@ Per task ``k`` (built-in ``eval.tasks``, a reward of one's own ``eval.reward=<mo
 ``z_k = model.infer_z_from_rewards(s', r)`` (a goal: ``z_k = model.infer_z_from_goal(g)``); run
 ``eval.episodes`` episodes of the mean policy ``π(·, z_k)`` in parallel copies, scoring every step with the
 same reward of its next physics state. Results: a table on stdout, rows in
-``<run_dir>/zero_shot.csv`` (``step,domain,task,return_mean,return_std,episodes``) and TensorBoard / scalars
+``<run_dir>/zero_shot.csv`` (``step,domain,task,return_mean,return_std,episodes``), with
+``eval.results_csv`` per-seed rows in a CSV shared by runs (:mod:`.results`), and TensorBoard / scalars
 tags ``zero_shot/<domain>/<task>`` and ``zero_shot/<domain>/mean``. A task whose rewards are degenerate on
 the sampled data (NaN, constant) is reported as such (NaN row, message on stderr) and left out of the mean.
 """
@@ -37,6 +38,7 @@ from jepa_agents.zero_shot.tasks import (
     goal_task,
     load_reward_fn,
 )
+from jepa_agents.zero_shot.results import method_label, write_results
 from jepa_agents.zero_shot.td_jepa import DegenerateTaskError
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -265,6 +267,14 @@ def report(
         logger.flush()
 
 
+def save_results(cfg: DictConfig, step: int, results: dict[str, list[float]]) -> None:
+    """With ``eval.results_csv`` set: this evaluation's per-task means as rows of that shared CSV."""
+    if cfg.eval.results_csv:
+        returns = {task: mean for task, (mean, _, _) in summarize(results).items()}
+        method = method_label(cfg.agent)
+        write_results(cfg.eval.results_csv, domain_of(cfg.env.name), method, cfg.seed, step, returns)
+
+
 def evaluate_run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None) -> dict[str, list[float]]:
     """``jepa-agents eval-zero-shot``: evaluate the latest (or the given) checkpoint of a trained run."""
     from jepa_agents.zero_shot.agents import build_model
@@ -287,6 +297,7 @@ def evaluate_run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None)
     logger = Logger(run_dir, tensorboard=cfg.logging.tensorboard, csv_file=cfg.logging.csv)
     try:
         report(run_dir, cfg.env.name, ckpt["step"], results, logger, context)
+        save_results(cfg, ckpt["step"], results)
     finally:
         logger.close()
     return results

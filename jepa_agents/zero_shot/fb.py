@@ -21,8 +21,6 @@ from jepa_agents.zero_shot.td_jepa import (
     Encoder,
     Predictor,
     ZeroShotModel,
-    check_rewards,
-    checked_z,
 )
 
 
@@ -37,6 +35,7 @@ class FBModel(ZeroShotModel):
         phi_dim: int,
         z_dim: int,
         encoder_hidden: Sequence[int],
+        phi_encoder_hidden: Sequence[int] | None = None,
         predictor_hidden: Sequence[int],
         num_predictors: int,
         actor_hidden: Sequence[int],
@@ -48,7 +47,12 @@ class FBModel(ZeroShotModel):
         super().__init__()
         self.obs_shape, self.action_dim, self.z_dim = tuple(obs_shape), action_dim, z_dim
         self.forward_encoder = Encoder(
-            obs_shape, phi_dim, encoder_hidden, norm=False, cnn=cnn, cnn_dim=cnn_dim
+            obs_shape,
+            phi_dim,
+            encoder_hidden if phi_encoder_hidden is None else phi_encoder_hidden,
+            norm=False,
+            cnn=cnn,
+            cnn_dim=cnn_dim,
         )
         self.backward_map = Encoder(obs_shape, z_dim, encoder_hidden, norm=True, cnn=cnn, cnn_dim=cnn_dim)
         self.forward_map = Predictor(phi_dim, action_dim, z_dim, predictor_hidden, z_dim, num_predictors)
@@ -62,11 +66,16 @@ class FBModel(ZeroShotModel):
         return self.backward_map(obs)
 
     @torch.no_grad()
-    def infer_z_from_rewards(self, next_obs: Tensor, rewards: Tensor, task: str = "the task") -> Tensor:
-        """``z = √d w/|w|``, ``w = (1/N) Σ_i r_i B(s'_i)`` ``[d]``; degenerate rewards raise."""
-        r = check_rewards(rewards, task).to(next_obs.device)
-        w = (r.unsqueeze(-1) * self.task_features(next_obs)).mean(0)  # [d]
-        return checked_z(w, task)
+    def reward_weights(self, next_obs: Tensor, rewards: Tensor) -> Tensor:
+        """``w = (1/N) Σ_i r_i B(s'_i)``: ``rewards`` ``[N]`` -> ``[d]``, or ``[N, k]`` -> ``[k, d]``."""
+        feats = self.task_features(next_obs)  # [N, d]
+        r = rewards.to(feats).reshape(feats.shape[0], -1)  # [N, k]
+        w = r.T @ feats / feats.shape[0]  # [k, d]
+        return w[0] if rewards.ndim == 1 else w
+
+    def successor(self, obs: Tensor, action: Tensor, z: Tensor) -> Tensor:
+        """``F(e(s), a, z)`` averaged over the ensemble ``[B, d]``."""
+        return self.forward_map(self.embed(obs), action, z).mean(0)
 
     @torch.no_grad()
     def infer_z_from_goal(self, goal_obs: Tensor) -> Tensor:

@@ -161,6 +161,22 @@ class ZeroShotModel(nn.Module):
         """``n`` task vectors uniform on the sphere of radius ``√d`` ``[n, d]``."""
         return project_z(torch.randn(n, self.z_dim, device=device))
 
+    def reward_weights(self, next_obs: Tensor, rewards: Tensor) -> Tensor:
+        """The unprojected ``w`` with ``Q_r(s, a) = successor(s, a, z)ᵀ w``: ``rewards`` ``[N]`` -> ``[d]``,
+        ``[N, k]`` -> ``[k, d]``."""
+        raise NotImplementedError
+
+    def successor(self, obs: Tensor, action: Tensor, z: Tensor) -> Tensor:
+        """Predicted successor features ``[B, d]`` of ``π_z`` (ensemble mean), the left factor of ``Q``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def infer_z_from_rewards(self, next_obs: Tensor, rewards: Tensor, task: str = "the task") -> Tensor:
+        """``z = √d w/|w|`` ``[d]`` with ``w`` = :meth:`reward_weights`; ``next_obs`` ``[N, *obs_shape]``,
+        ``rewards`` ``[N]``. NaN, constant rewards or a zero fit raise :class:`DegenerateTaskError`."""
+        r = check_rewards(rewards, task).to(next_obs.device)
+        return checked_z(self.reward_weights(next_obs, r), task).to(next_obs.device)
+
 
 class TDJEPAModel(ZeroShotModel):
     """Networks and zero-shot inference of TD-JEPA (see the module docstring). ``obs`` is one observation
@@ -175,6 +191,7 @@ class TDJEPAModel(ZeroShotModel):
         z_dim: int,
         encoder_hidden: Sequence[int],
         encoder_norm: bool,
+        phi_encoder_hidden: Sequence[int] | None = None,
         predictor_hidden: Sequence[int],
         num_predictors: int,
         actor_hidden: Sequence[int],
@@ -185,9 +202,10 @@ class TDJEPAModel(ZeroShotModel):
     ):
         super().__init__()
         self.obs_shape, self.action_dim, self.z_dim = tuple(obs_shape), action_dim, z_dim
-        enc = dict(hidden=encoder_hidden, norm=encoder_norm, cnn=cnn, cnn_dim=cnn_dim)
-        self.phi_encoder = Encoder(obs_shape, phi_dim, **enc)
-        self.psi_encoder = Encoder(obs_shape, z_dim, **enc)
+        enc = dict(norm=encoder_norm, cnn=cnn, cnn_dim=cnn_dim)
+        phi_hidden = encoder_hidden if phi_encoder_hidden is None else phi_encoder_hidden
+        self.phi_encoder = Encoder(obs_shape, phi_dim, phi_hidden, **enc)
+        self.psi_encoder = Encoder(obs_shape, z_dim, encoder_hidden, **enc)
         self.phi_predictor = Predictor(phi_dim, action_dim, z_dim, predictor_hidden, z_dim, num_predictors)
         self.psi_predictor = Predictor(z_dim, action_dim, z_dim, predictor_hidden, phi_dim, num_predictors)
         self.actor = Actor(phi_dim, z_dim, action_dim, actor_hidden, actor_std, actor_clip)
@@ -207,16 +225,17 @@ class TDJEPAModel(ZeroShotModel):
         return self.psi(obs)
 
     @torch.no_grad()
-    def infer_z_from_rewards(self, next_obs: Tensor, rewards: Tensor, task: str = "the task") -> Tensor:
-        """``w = argmin_w |ψ(s') w - r|²`` (least squares over ``N`` samples), ``z = √d w/|w|`` ``[d]``.
+    def reward_weights(self, next_obs: Tensor, rewards: Tensor) -> Tensor:
+        """``w = argmin_w |ψ(s') w - r|²`` (least squares in float64 over the ``N`` samples): ``rewards``
+        ``[N]`` -> ``[d]``, or ``[N, k]`` (k rewards at once) -> ``[k, d]``."""
+        feats = self.task_features(next_obs).double().cpu()  # [N, d]
+        r = rewards.double().cpu()
+        w = torch.linalg.lstsq(feats, r.reshape(r.shape[0], -1)).solution.T  # [k, d]
+        return (w[0] if rewards.ndim == 1 else w).float().to(next_obs.device)
 
-        ``next_obs`` ``[N, *obs_shape]``, ``rewards`` ``[N]``; NaN, constant rewards or a zero fit raise
-        :class:`DegenerateTaskError`.
-        """
-        r = check_rewards(rewards, task).to(next_obs.device)
-        feats = self.task_features(next_obs).double()  # [N, d]
-        w = torch.linalg.lstsq(feats.cpu(), r.double().cpu().unsqueeze(-1)).solution.squeeze(-1)  # [d]
-        return checked_z(w.float(), task).to(next_obs.device)
+    def successor(self, obs: Tensor, action: Tensor, z: Tensor) -> Tensor:
+        """``T_φ(φ(s), a, z)`` averaged over the ensemble ``[B, d]`` ≈ ``E_π_z[Σ_t γ^t ψ(s_{t+1})]``."""
+        return self.phi_predictor(self.phi(obs), action, z).mean(0)
 
     @torch.no_grad()
     def infer_z_from_goal(self, goal_obs: Tensor) -> Tensor:

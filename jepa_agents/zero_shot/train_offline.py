@@ -6,7 +6,8 @@ Lifecycle`: checkpoints (``checkpoints/ckpt_<updates>.pt``, atomic) hold the age
 optimizers), every RNG state and the update counter, so ``resume=<run_dir>`` continues the same run; a
 non-finite loss stops training before the optimizer step (parameters unchanged, last checkpoint intact).
 Zero-shot evaluation (:mod:`.evaluate`) runs every ``train.eval_every`` updates and at the end, without
-consuming the training RNG streams.
+consuming the training RNG streams; so does the Monte-Carlo check of the successor features
+(:mod:`.successor_check`, ``sf/*`` scalars every ``train.sf_check_every`` updates).
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from jepa_agents.infra.run_dir import prepare_run_dir
 from jepa_agents.infra.schedule import crossed
 from jepa_agents.train.lifecycle import Lifecycle
 from jepa_agents.zero_shot.agents import make_zero_shot_agent
-from jepa_agents.zero_shot.evaluate import baselines, check_tasks, report, zero_shot_eval
+from jepa_agents.train.online import make_env
+from jepa_agents.zero_shot.evaluate import baselines, check_tasks, report, save_results, zero_shot_eval
+from jepa_agents.zero_shot.successor_check import successor_check
+
+SF_SEED_OFFSET = 2_000_003
 
 
 class OfflineTrainer(Lifecycle):
@@ -68,8 +73,26 @@ class OfflineTrainer(Lifecycle):
         results = zero_shot_eval(self.agent.model, self.dataset, self.cfg, self.device)
         context = baselines(self.dataset, self.cfg, self.device) if final else None
         report(self.run_dir, self.cfg.env.name, self.updates, results, self.logger, context)
+        if final:
+            save_results(self.cfg, self.updates, results)
+
+    def _check_successors(self) -> None:
+        """Log ``sf/*``: the model's predicted value of its own policies against rolled-out returns."""
+        cfg = self.cfg
+        env = make_env(cfg.env, cfg.train.sf_check_episodes, cfg.seed + SF_SEED_OFFSET, self.device)
+        try:
+            out = successor_check(
+                self.agent.model, env, self.dataset, cfg.agent.obs_key, cfg.agent.discount,
+                seed=cfg.seed + SF_SEED_OFFSET, max_steps=cfg.eval.max_episode_steps,
+            )  # fmt: skip
+        finally:
+            if hasattr(env, "close"):
+                env.close()
+        self.logger.log({f"sf/{k}": v for k, v in out.items()}, self.updates)
 
     def _on_schedule(self, before: int, bar: tqdm) -> None:
+        if crossed(before, self.updates, self.cfg.train.sf_check_every):
+            self._check_successors()
         if crossed(before, self.updates, self.cfg.train.eval_every) and self.updates < self.total:
             self._evaluate()
 
