@@ -82,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.root.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
-        todo = [(r, s) for r in args.rows for s in ROWS[r][1]
-                if (args.seeds is None or s in args.seeds) and command(args.root, r, s) is not None]
+        todo = [
+            (r, s)
+            for r in args.rows
+            for s in ROWS[r][1]
+            if (args.seeds is None or s in args.seeds) and command(args.root, r, s) is not None
+        ]
         print(f"{len(todo)} runs to start or continue: {todo}", flush=True)
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             futures = {}

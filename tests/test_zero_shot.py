@@ -297,9 +297,11 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     ]
     assert train_main(train) == 0
     shared = list(csv.DictReader((tmp_path / "results.csv").open()))
+    tasks = {"random": 2, "td_jepa_sigreg": 3, "zero_action": 2}  # + the goal-z diagnostic row
     assert [(r["method"], r["task"], r["seed"], r["updates"]) for r in shared] == [
-        ("td_jepa_sigreg", "mean", "0", "20"),
-        ("td_jepa_sigreg", "reach_bottom_left", "0", "20"),
+        (method, task, "0", "20")
+        for method, n in tasks.items()
+        for task in ("mean", "reach_bottom_left", "reach_bottom_left@goal")[:n]
     ]
     assert eval_main([str(run), "eval.tasks=[reach_bottom_left,reach_top_left]", *common]) == 0
     out = capsys.readouterr().out
@@ -312,12 +314,19 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     rows = list(csv.DictReader((run / "zero_shot.csv").open()))
     assert [r["task"] for r in rows] == [
         "reach_bottom_left",
+        "reach_bottom_left@goal",
         "mean",
         "reach_bottom_left",
         "reach_top_left",
+        "reach_bottom_left@goal",
+        "reach_top_left@goal",
         "mean",
     ]
     assert all(r["step"] == "20" for r in rows)
+    # the mean leaves out the @goal rows (and reach_top_left, degenerate: never rewarded in this data)
+    last = {r["task"]: float(r["return_mean"]) for r in rows[3:]}
+    assert math.isnan(last["reach_top_left"]) and math.isfinite(last["reach_bottom_left@goal"])
+    assert last["mean"] == pytest.approx(last["reach_bottom_left"])
     scalars = (run / "scalars.csv").read_text()
     assert "zero_shot/point_mass_maze/reach_bottom_left" in scalars and "train/td_phi/td_loss" in scalars
     assert "20,sf/ratio," in scalars and "10,sf/corr," in scalars  # the successor-feature check

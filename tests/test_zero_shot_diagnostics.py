@@ -117,7 +117,12 @@ def test_reference_presets_have_a_linear_policy_side_encoder():
         ("fb_maze_paper", 0.99, 1e-6),
     ):
         cfg = compose(["dataset=unused", f"zs_agent={preset}"], ZERO_SHOT).agent
-        assert (cfg.discount, cfg.lr_actor, cfg.tau_encoder, cfg.batch_size) == (discount, lr_actor, 0.001, 1024)
+        assert (cfg.discount, cfg.lr_actor, cfg.tau_encoder, cfg.batch_size) == (
+            discount,
+            lr_actor,
+            0.001,
+            1024,
+        )
         model = build_model(cfg, (4,), 2)
         side = model.phi_encoder if cfg.name == "td_jepa" else model.forward_encoder
         other = model.psi_encoder if cfg.name == "td_jepa" else model.backward_map

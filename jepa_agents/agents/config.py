@@ -125,4 +125,3 @@ class DiscreteSACConfig(_SACCommon):
         super().__post_init__()
         if not 0.0 < self.target_entropy_scale <= 1.0:
             raise ValueError(f"agent.target_entropy_scale={self.target_entropy_scale} must be in (0, 1]")
-

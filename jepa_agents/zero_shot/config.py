@@ -266,6 +266,9 @@ class ZeroShotEvalConfig:
     """A goal position ``[x, y]`` (``torch/point_mass_maze``): ``z`` from the goal observation (the mass at
     rest there), scored with the goal-reaching reward around it; row ``goal(x,y)``."""
 
+    goal_rows: bool = True
+    """On goal domains (``torch/point_mass_maze``) also evaluate every built-in task with ``z`` inferred from
+    its goal observation (row ``<task>@goal``, left out of the mean): a diagnostic of reward inference."""
     results_csv: str = ""
     """Also write this evaluation's per-task mean returns into this CSV shared by runs, one row per task
     with the columns ``domain,method,task,seed,updates,return`` (a re-evaluation replaces its rows; see

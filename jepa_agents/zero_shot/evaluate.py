@@ -2,7 +2,8 @@
 roll out ``π_z`` with no further training.
 
 Per task ``k`` (built-in ``eval.tasks``, a reward of one's own ``eval.reward=<module>:<function>`` or
-``reward_fn=``, a goal ``eval.goal=[x, y]``; see :mod:`jepa_agents.zero_shot.tasks`): draw
+``reward_fn=``, a goal ``eval.goal=[x, y]``, the goal rows ``<task>@goal``; see
+:mod:`jepa_agents.zero_shot.tasks`): draw
 ``eval.inference_samples`` transitions from the dataset, relabel their rewards ``r_i = r_k(physics(s'_i))``,
 ``z_k = model.infer_z_from_rewards(s', r)`` (a goal: ``z_k = model.infer_z_from_goal(g)``); run
 ``eval.episodes`` episodes of the mean policy ``π(·, z_k)`` in parallel copies, scoring every step with the
@@ -30,15 +31,17 @@ from jepa_agents.infra.device import configure_threads, resolve_device
 from jepa_agents.infra.logger import Logger
 from jepa_agents.infra.rng import rng_state, set_rng_state
 from jepa_agents.train.online import make_env
+from jepa_agents.zero_shot.results import method_label, write_results
 from jepa_agents.zero_shot.tasks import (
+    GOAL_SUFFIX,
     REWARDED,
     EvalTask,
+    builtin_goal_task,
     builtin_task,
     custom_reward_task,
     goal_task,
     load_reward_fn,
 )
-from jepa_agents.zero_shot.results import method_label, write_results
 from jepa_agents.zero_shot.td_jepa import DegenerateTaskError
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -102,7 +105,9 @@ def eval_tasks(
             custom.append(goal_task(cfg.env.name, g, cfg.agent.obs_key, obs_shape))
     names = list(cfg.eval.tasks)
     builtin = [] if custom and not names else check_tasks(cfg.env.name, names)
-    return [builtin_task(cfg.env.name, t) for t in builtin] + custom
+    goals = [builtin_goal_task(cfg.env.name, t, cfg.agent.obs_key, obs_shape) for t in builtin]
+    goal_rows = [g for g in goals if g is not None] if cfg.eval.get("goal_rows") else []
+    return [builtin_task(cfg.env.name, t) for t in builtin] + goal_rows + custom
 
 
 def check_model_fits(dataset: OfflineDataset, obs_key: str, obs_shape, action_dim: int) -> None:
@@ -158,6 +163,7 @@ def baselines(
     the data hardly shows the task, and no method can be judged on it). RNG-neutral."""
     if tasks is None:
         tasks = eval_tasks(cfg, tuple(dataset.meta.obs_spec[cfg.agent.obs_key]["shape"]))
+    tasks = [t for t in tasks if not t.name.endswith(GOAL_SUFFIX)]  # the same baselines as the task
     saved = rng_state()
     env = make_env(cfg.env, cfg.eval.episodes, cfg.seed + EVAL_SEED_OFFSET, device)
     a = env.action_spec.shape[-1]
@@ -219,14 +225,15 @@ def zero_shot_eval(
 
 
 def summarize(results: dict[str, list[float]]) -> dict[str, tuple[float, float, int]]:
-    """``task -> (mean, std, episodes)`` plus ``mean`` (over tasks with episodes) -> (mean, nan, tasks)."""
+    """``task -> (mean, std, episodes)`` plus ``mean`` -> (mean, nan, tasks): over the tasks with episodes,
+    the ``@goal`` diagnostic rows left out."""
     out = {}
     for task, rets in results.items():
         t = torch.tensor(rets, dtype=torch.float64)
         out[task] = (
             (float(t.mean()), float(t.std(unbiased=False)), len(rets)) if rets else (math.nan, math.nan, 0)
         )
-    means = [m for m, _, n in out.values() if n > 0]
+    means = [m for task, (m, _, n) in out.items() if n > 0 and not task.endswith(GOAL_SUFFIX)]
     out["mean"] = (sum(means) / len(means) if means else math.nan, math.nan, len(means))
     return out
 
@@ -267,12 +274,21 @@ def report(
         logger.flush()
 
 
-def save_results(cfg: DictConfig, step: int, results: dict[str, list[float]]) -> None:
-    """With ``eval.results_csv`` set: this evaluation's per-task means as rows of that shared CSV."""
-    if cfg.eval.results_csv:
-        returns = {task: mean for task, (mean, _, _) in summarize(results).items()}
-        method = method_label(cfg.agent)
-        write_results(cfg.eval.results_csv, domain_of(cfg.env.name), method, cfg.seed, step, returns)
+def save_results(
+    cfg: DictConfig, step: int, results: dict[str, list[float]], context: dict[str, dict[str, float]] | None
+) -> None:
+    """With ``eval.results_csv`` set: this evaluation's per-task means as rows of that shared CSV, and with
+    ``context`` (:func:`baselines`) the zero-action and random returns as methods ``zero_action`` and
+    ``random`` of the same seed (each with its ``mean`` row)."""
+    if not cfg.eval.results_csv:
+        return
+    domain = domain_of(cfg.env.name)
+    rows = {method_label(cfg.agent): {task: mean for task, (mean, _, _) in summarize(results).items()}}
+    for name in ("zero_action", "random") if context else ():
+        per_task = {task: c[name] for task, c in context.items()}
+        rows[name] = per_task | {"mean": sum(per_task.values()) / len(per_task)}
+    for method, returns in rows.items():
+        write_results(cfg.eval.results_csv, domain, method, cfg.seed, step, returns)
 
 
 def evaluate_run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None) -> dict[str, list[float]]:
@@ -297,7 +313,7 @@ def evaluate_run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None)
     logger = Logger(run_dir, tensorboard=cfg.logging.tensorboard, csv_file=cfg.logging.csv)
     try:
         report(run_dir, cfg.env.name, ckpt["step"], results, logger, context)
-        save_results(cfg, ckpt["step"], results)
+        save_results(cfg, ckpt["step"], results, context)
     finally:
         logger.close()
     return results

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_agents.analysis.stats import bootstrap_ci, batch_mean
+from jepa_agents.analysis.stats import batch_mean, bootstrap_ci
 
 COLUMNS = ("domain", "method", "task", "seed", "updates", "return")
 _KEY = ("domain", "method", "task", "seed", "updates")
@@ -36,7 +36,9 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(f"{path} is not a zero-shot results file: columns {reader.fieldnames}, want {COLUMNS}")
+            raise ValueError(
+                f"{path} is not a zero-shot results file: columns {reader.fieldnames}, want {COLUMNS}"
+            )
         return list(reader)
 
 

@@ -9,6 +9,9 @@ observation ``goal_obs`` ``[*obs_shape]`` from which ``z`` is inferred directly 
 * a reward of one's own: ``eval.reward=<module>:<function>`` (the module importable from the current
   directory or ``sys.path``), or ``reward_fn=`` from Python; the function maps a float32 batch of
   physics states ``[N, P]`` to rewards ``[N]`` (any array-like of N numbers);
+* the goal rows ``<task>@goal`` (``eval.goal_rows``): a built-in goal task with ``z`` from its goal's
+  observation, a diagnostic of reward inference (a good goal-z return next to a poor reward-z return
+  points at the least-squares inference, not at the policy);
 * a goal: ``eval.goal=[x, y]`` on ``torch/point_mass_maze``: the goal observation is the point mass at
   rest at ``(x, y)`` (state or rendered pixels), and the row is scored with the domain's goal-reaching
   reward around ``(x, y)``.
@@ -32,6 +35,9 @@ REWARDED = 0.1
 """A transition counts as rewarded for a task when its reward is at least this (the goal-reaching rewards
 are 1 inside the goal and 0.1 at its margin); used by the coverage report and the evaluation table."""
 GOAL_DOMAINS = ("torch/point_mass_maze",)
+GOAL_SUFFIX = "@goal"
+"""Rows ``<task>@goal``: a built-in goal task with ``z`` from its goal observation instead of from rewards
+(``eval.goal_rows``), a diagnostic left out of the mean over tasks."""
 
 
 class TaskSpecError(ValueError):
@@ -130,3 +136,16 @@ def goal_task(env_name: str, goal: Sequence[float], obs_key: str, obs_shape: Seq
         return near * (4.0 + control) / 5.0
 
     return EvalTask(f"goal({x:g},{y:g})", reward, goal_obs)
+
+
+def builtin_goal_task(env_name: str, task: str, obs_key: str, obs_shape: Sequence[int]) -> EvalTask | None:
+    """Row ``<task>@goal`` of a built-in goal-reaching task: ``z`` from the observation of its goal, the
+    task's own reward; None when the task has no goal position (or the domain no goal observation)."""
+    if env_name not in GOAL_DOMAINS:
+        return None
+    from envs.torch_control.point_mass_maze import GOALS
+
+    if task not in GOALS:
+        return None
+    goal = goal_task(env_name, GOALS[task], obs_key, obs_shape)
+    return EvalTask(task + GOAL_SUFFIX, builtin_task(env_name, task).reward, goal.goal_obs)

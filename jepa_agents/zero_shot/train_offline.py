@@ -26,8 +26,8 @@ from jepa_agents.infra.rng import rng_state, seed_everything, set_rng_state
 from jepa_agents.infra.run_dir import prepare_run_dir
 from jepa_agents.infra.schedule import crossed
 from jepa_agents.train.lifecycle import Lifecycle
-from jepa_agents.zero_shot.agents import make_zero_shot_agent
 from jepa_agents.train.online import make_env
+from jepa_agents.zero_shot.agents import make_zero_shot_agent
 from jepa_agents.zero_shot.evaluate import baselines, check_tasks, report, save_results, zero_shot_eval
 from jepa_agents.zero_shot.successor_check import successor_check
 
@@ -74,7 +74,7 @@ class OfflineTrainer(Lifecycle):
         context = baselines(self.dataset, self.cfg, self.device) if final else None
         report(self.run_dir, self.cfg.env.name, self.updates, results, self.logger, context)
         if final:
-            save_results(self.cfg, self.updates, results)
+            save_results(self.cfg, self.updates, results, context)
 
     def _check_successors(self) -> None:
         """Log ``sf/*``: the model's predicted value of its own policies against rolled-out returns."""

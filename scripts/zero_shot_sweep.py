@@ -1,0 +1,141 @@
+"""The zero-shot comparison of docs/zero_shot.md as one resumable sweep: data, training, results table.
+
+1. ``<root>/data``: reward-free data that covers the tasks (``collect start=uniform``, uniform random
+   actions), written once.
+2. ``<root>/<method>_s<seed>``: ``jepa-agents train-zero-shot`` per method and seed, ``--jobs`` at a time
+   (1 thread each); a run with its final checkpoint is skipped, one with an earlier checkpoint continued
+   with ``resume=`` (bit-exact), a missing one started. Each final evaluation adds its per-seed rows
+   (and the zero-action / random baselines) to ``--csv`` itself (``eval.results_csv``).
+3. The summary: mean and 95 % bootstrap interval over seeds per method and task, from ``--csv``
+   (printed, and written as Markdown to ``--summary``).
+
+    python scripts/zero_shot_sweep.py --root /work/runs/zs_maze                   # everything left to do
+    python scripts/zero_shot_sweep.py --root /work/runs/zs_maze --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jepa_agents.infra.checkpoint import checkpoint_step, latest_checkpoint
+from jepa_agents.zero_shot.results import read_rows, summary
+
+DOMAINS: dict[str, dict[str, list[str]]] = {
+    "maze": {
+        "collect": ["env.name=torch/point_mass_maze", "zs_explorer=random", "start=uniform",
+                    "num_transitions=100000", "num_envs=50"],
+        # CPU budget (docs/zero_shot.md): the reference's point-mass discount, a faster target (tau 0.05)
+        # so that 15k updates propagate the successor features (sf/ratio), the CPU-sized networks
+        "train": ["env.name=torch/point_mass_maze", "agent.discount=0.99", "agent.tau_encoder=0.05",
+                  "agent.tau_predictor=0.05", "train.num_updates=15000", "train.checkpoint_every=5000",
+                  "train.sf_check_every=1500", "eval.episodes=20"],
+    },
+}  # fmt: skip
+"""Domain -> the collect and train overrides of its comparison."""
+METHODS = {
+    "td_jepa_ortho": "zs_agent=td_jepa_ortho",
+    "td_jepa_sigreg": "zs_agent=td_jepa_sigreg",
+    "fb": "zs_agent=fb",
+}
+"""Run-name prefix -> the preset."""
+
+
+def train_command(args, method: str, seed: int) -> list[str] | None:
+    """The command that brings ``method``/``seed`` forward, or None when it is complete."""
+    run_dir = args.root / f"{method}_s{seed}"
+    last = latest_checkpoint(run_dir / "checkpoints") if run_dir.exists() else None
+    total = int(
+        next(o for o in DOMAINS[args.domain]["train"] if o.startswith("train.num_updates=")).split("=")[1]
+    )
+    if last is not None and checkpoint_step(last) >= total:
+        return None
+    base = [sys.executable, "-m", "jepa_agents.cli", "train-zero-shot"]
+    if last is not None:
+        return [*base, f"resume={run_dir}", "logging.progress_bar=false"]
+    return [
+        *base, f"dataset={args.root / 'data'}", METHODS[method], f"seed={seed}",
+        *DOMAINS[args.domain]["train"], f"eval.results_csv={args.csv.resolve()}", "num_threads=1",
+        "device=cpu", "logging.progress_bar=false", f"run_dir={run_dir}",
+    ]  # fmt: skip
+
+
+def run(cmd: list[str], log: Path) -> tuple[int, float]:
+    start = time.perf_counter()
+    with log.open("a") as f:
+        code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
+    return code, time.perf_counter() - start
+
+
+def markdown(rows: list[dict]) -> str:
+    """Tasks as rows, methods as columns: ``mean [low, high] (seeds)``."""
+    methods = sorted({r["method"] for r in rows})
+    tasks = sorted({r["task"] for r in rows}, key=lambda t: (t == "mean", t.endswith("@goal"), t))
+    cell = {(r["task"], r["method"]): r for r in rows}
+    lines = ["| task | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for task in tasks:
+        cells = []
+        for m in methods:
+            r = cell.get((task, m))
+            cells.append(f"{r['mean']:.1f} [{r['low']:.1f}, {r['high']:.1f}] ({r['seeds']})" if r else "")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report(args) -> None:
+    rows = read_rows(args.csv)
+    if not rows:
+        print(f"no rows in {args.csv}")
+        return
+    for updates in sorted({int(r["updates"]) for r in rows}):
+        chosen = [r for r in summary(rows) if r["updates"] == updates]
+        text = f"## {args.domain}: mean [95 % bootstrap CI] (seeds) at {updates} updates\n\n" + markdown(
+            chosen
+        )
+        print(text)
+        if args.summary:
+            args.summary.parent.mkdir(parents=True, exist_ok=True)
+            args.summary.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, required=True, help="folder of the dataset and run directories")
+    parser.add_argument("--domain", choices=sorted(DOMAINS), default="maze")
+    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (2 on 2 cores, 1 thread each)")
+    parser.add_argument("--csv", type=Path, default=Path("docs/results/zero_shot.csv"))
+    parser.add_argument("--summary", type=Path, default=None, help="also write the summary (Markdown) here")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.report_only:
+        args.root.mkdir(parents=True, exist_ok=True)
+        data = args.root / "data"
+        if not (data / "meta.json").exists():
+            cmd = [
+                sys.executable, "-m", "jepa_agents.cli", "collect", f"dataset={data}", "seed=0",
+                *DOMAINS[args.domain]["collect"], "num_threads=1", "device=cpu", "progress_bar=false",
+            ]  # fmt: skip
+            if subprocess.call(cmd) != 0:
+                return 1
+        todo = [(m, s) for s in args.seeds for m in args.methods if train_command(args, m, s) is not None]
+        print(f"{len(todo)} runs to start or continue: {todo}", flush=True)
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            futures = {
+                pool.submit(run, train_command(args, m, s), args.root / f"{m}_s{s}.log"): (m, s)
+                for m, s in todo
+            }
+            for future in concurrent.futures.as_completed(futures):
+                code, seconds = future.result()
+                print(f"{futures[future]}: exit {code} after {seconds / 60:.1f} min", flush=True)
+    report(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
