@@ -176,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         except GLBackendError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+    import torch.distributed as dist
+
     from jepa_agents.config.errors import ConfigError
     from jepa_agents.data.offline import DatasetError
+    from jepa_agents.infra import distributed
     from jepa_agents.infra.checkpoint import CheckpointError
     from jepa_agents.infra.run_dir import RunDirError
     from jepa_agents.train.run import RunStartError, TrainingError
@@ -197,9 +200,28 @@ def main(argv: list[str] | None = None) -> int:
         DatasetError,
         GLBackendError,
         TaskSpecError,
+        distributed.DistributedError,
     ) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_rank_tag()}{err}", file=sys.stderr)
         return 2
+    except dist.DistError as err:  # a collective failed: another rank died or stopped answering
+        print(
+            f"error: {_rank_tag()}a collective operation failed: another rank died or did not answer within "
+            f"distributed.timeout_s (torchrun's report names the failed rank; its own error is above). "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+            file=sys.stderr,
+        )
+        return 3
+    finally:
+        distributed.shutdown()
+
+
+def _rank_tag() -> str:
+    """``[rank r/W] `` in a data-parallel run, empty otherwise."""
+    from jepa_agents.infra import distributed
+
+    ctx = distributed.context()
+    return f"[rank {ctx.rank}/{ctx.world_size}] " if ctx.world_size > 1 else ""
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from jepa_agents.agents.discrete_sac import DiscreteSACAgent
 from jepa_agents.agents.ppo import PPOAgent, make_ppo
 from jepa_agents.agents.ppo_config import PPOConfig
 from jepa_agents.agents.sac import ObsEncoder, SACAgent
+from jepa_agents.infra.distributed import world_size
 from jepa_agents.world_models import make_world_model
 
 __all__ = [
@@ -73,7 +74,7 @@ def make_sac(cfg: DictConfig, env, device: torch.device) -> SACAgent:
     if model is None:  # world_model.name=none: the encoder alone, trained by the critic loss
         model = ObsEncoder(wm_cfg, obs_shape)
     common = dict(
-        num_envs=int(env.batch_size[0]),
+        num_envs=int(env.batch_size[0]) * world_size(),  # transitions of all ranks per vectorized step
         action_repeat=int(env.action_repeat),
         max_consecutive_nan=int(cfg.train.max_consecutive_nan),
     )

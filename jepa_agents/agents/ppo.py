@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from jepa_agents.agents.ppo_config import PPOConfig
 from jepa_agents.agents.ppo_losses import entropy_loss, explained_variance, gae, policy_loss, value_loss
 from jepa_agents.agents.ppo_networks import PPONetworks, sequence_starts
+from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
 from jepa_agents.infra.nan_guard import NaNGuard
 from jepa_agents.losses.world_model import jepa_loss
 from jepa_agents.world_models import WorldModelConfig
@@ -220,11 +221,12 @@ class PPOAgent:
             f"losses {sorted(losses)} do not match the weights {sorted(self.loss_weights)}"
         )
         total = sum(self.loss_weights[k] * loss for k, loss in losses.items())
-        if not self.nan_guard.ok(losses):
+        if not self.nan_guard.ok(mean_over_ranks(losses)):  # the same decision on every rank
             return {}
         optimizer = self.optimizers["ppo"]
         optimizer.zero_grad(set_to_none=True)
         total.backward()
+        average_gradients(list(self.nets.parameters()))  # data-parallel: the mean over ranks
         if cfg.max_grad_norm > 0:
             metrics["train/grad_norm"] = nn.utils.clip_grad_norm_(self.nets.parameters(), cfg.max_grad_norm)
         optimizer.step()

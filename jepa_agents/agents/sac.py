@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from jepa_agents.agents.config import SACConfig
 from jepa_agents.agents.sac_losses import actor_loss, critic_loss, soft_value, temperature_loss, total_loss
 from jepa_agents.data.replay import Replay
+from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
 from jepa_agents.infra.nan_guard import NaNGuard
 from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.losses import jepa_loss
@@ -307,8 +308,13 @@ class SACAgent:
         return metrics
 
     def _update_once(self, replay: Replay, diagnostics: bool) -> dict[str, Tensor]:
+        return self.learn(self._sample(replay), diagnostics)
+
+    def learn(self, batch: TensorDict, diagnostics: bool = False) -> dict[str, Tensor]:
+        """One gradient update on replay slices ``batch`` ``[B, L]`` (``self.seq_len`` steps: observations,
+        ``action``, ``reward``, ``nstep/{index,return,discount}``); ``{}`` when the NaN guard skipped it.
+        Data-parallel: ``batch`` is this rank's part of the global batch."""
         nets, c = self.nets, self.counters
-        batch = self._sample(replay)
         obs, t = batch[self.obs_key], self.horizon  # [B, L, *obs_shape]
         z = nets.model.encode(obs[:, : t + 1], augment=True)  # [B, T+1, D]
         z_all = z.detach()
@@ -335,8 +341,10 @@ class SACAgent:
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(self._params)  # data-parallel: the mean over ranks (identity in one process)
         params = [p for p in self._params if p.grad is not None]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf)
+        losses = mean_over_ranks(losses)  # every rank takes the same skip-or-step decision
         if not self.nan_guard.ok({**losses, "grad_norm": grad_norm}):  # the one host sync of an update
             for opt in self.optimizers.values():
                 opt.zero_grad(set_to_none=True)

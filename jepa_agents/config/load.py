@@ -27,7 +27,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from jepa_agents.config.errors import ConfigError
 
 # Keys that may differ between a run and its resumption (they do not change what is computed).
-RUNTIME_KEYS = ("resume", "run_dir", "device", "logging.progress_bar")
+RUNTIME_KEYS = ("resume", "run_dir", "device", "logging.progress_bar", "distributed")
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,11 @@ def _differences(a: DictConfig, b: DictConfig, keys: list[str]) -> list[str]:
     return out
 
 
+def _is_runtime(key: str) -> bool:
+    """``key`` is a runtime key or lies under one (``distributed.timeout_s``)."""
+    return any(key == k or key.startswith(k + ".") for k in RUNTIME_KEYS)
+
+
 def _resume_config(cfg: DictConfig, parsed: list[Override], root: RootSchema) -> DictConfig:
     """The saved config of the run being resumed; explicit overrides must agree with it."""
     resume = str(cfg.resume)
@@ -216,7 +221,7 @@ def _resume_config(cfg: DictConfig, parsed: list[Override], root: RootSchema) ->
     asked = []
     for ov in parsed:
         key = ov.key_or_group
-        if key in RUNTIME_KEYS:
+        if _is_runtime(key):
             continue
         asked.append(key)
     diffs = _differences(cfg, saved, asked)
@@ -228,7 +233,7 @@ def _resume_config(cfg: DictConfig, parsed: list[Override], root: RootSchema) ->
         )
     # runtime settings: the saved ones, unless the command line names them (then listed)
     explicit = {ov.key_or_group for ov in parsed}
-    runtime = {k: OmegaConf.select(cfg, k) for k in RUNTIME_KEYS if k in explicit}
+    runtime = {k: OmegaConf.select(cfg, k) for k in sorted(explicit) if _is_runtime(k)}
     for key, value in runtime.items():
         before = OmegaConf.select(saved, key)
         if key not in ("run_dir", "resume") and before != value:

@@ -98,6 +98,27 @@ class LoggingConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """Data-parallel training under ``torchrun`` (``jepa_agents.infra.distributed``); a plain launch is a
+    single process whatever these say."""
+
+    enabled: bool = True
+    """Train data-parallel when launched by ``torchrun``; false refuses such a launch (one clear error
+    instead of W independent copies writing one run directory)."""
+    backend: str = "auto"
+    """``auto`` (``nccl`` on CUDA, ``gloo`` on CPUs), ``gloo`` or ``nccl``."""
+    timeout_s: float = 600.0
+    """Seconds a collective waits for the other ranks: a rank that died or hangs stops the rest with an
+    error after at most this long (torchrun also stops every worker when one exits with an error)."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("auto", "gloo", "nccl"):
+            raise ValueError(f"distributed.backend={self.backend!r}; choose auto, gloo or nccl")
+        if self.timeout_s <= 0:
+            raise ValueError(f"distributed.timeout_s={self.timeout_s} must be > 0")
+
+
+@dataclass
 class RunConfig:
     """Settings of every run root (online training, offline zero-shot training)."""
 
@@ -113,6 +134,9 @@ class RunConfig:
     """Run directory; empty: ``runs/<env>/<agent>/<date>_seed<seed>``."""
     resume: str = ""
     """Resume a run: ``true`` (the directory given by ``run_dir``) or the path of a run directory."""
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    """Data-parallel settings under ``torchrun`` (not part of the config hash: a run may be resumed with
+    another timeout or backend, but not with another number of ranks)."""
 
 
 @dataclass

@@ -222,10 +222,16 @@ class OfflineDataset:
     def device(self) -> torch.device:
         return self.data.device
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> TensorDict:
-        """``batch_size`` transitions drawn uniformly with replacement -> TensorDict ``[batch_size]``."""
-        idx = torch.randint(len(self), (batch_size,), generator=generator)
-        return self.data[idx.to(self.device)]
+    def sample(
+        self, batch_size: int, generator: torch.Generator | None = None, shard: tuple[int, int] = (0, 1)
+    ) -> TensorDict:
+        """``batch_size`` transitions drawn uniformly with replacement -> TensorDict ``[batch_size]``;
+        ``shard = (r, W)`` draws from transitions ``r, r + W, r + 2W, ...`` only (rank ``r``'s part)."""
+        rank, world = shard
+        if not 0 <= rank < world or world > len(self):
+            raise ValueError(f"shard {shard} of a dataset of {len(self)} transitions")
+        idx = torch.randint((len(self) - rank + world - 1) // world, (batch_size,), generator=generator)
+        return self.data[(rank + world * idx).to(self.device)]
 
     def check_obs(self, key: str, shape: tuple[int, ...] | None = None) -> None:
         """Raise :class:`DatasetError` unless observation ``key`` exists (with ``shape`` when given)."""

@@ -3,6 +3,10 @@
 A checkpoint is a dict with ``format``, ``step``, ``config_hash`` and whatever state the loop adds
 (agent networks and optimizers, replay buffer, RNG states, env state, counters). A crash while writing
 leaves only a ``.tmp`` file behind; the previous checkpoint stays loadable.
+
+A data-parallel run writes, besides rank 0's checkpoint (shared state and rank 0's own), one shard per
+other rank (``ckpt_<step>.rank<r>.pt``: its replay, environments, RNG streams) first; the main file is
+renamed into place last, so a main checkpoint always has its shards.
 """
 
 from __future__ import annotations
@@ -26,6 +30,39 @@ def checkpoint_path(directory: Path, step: int) -> Path:
     return directory / f"ckpt_{step:012d}.pt"
 
 
+def shard_path(checkpoint: Path, rank: int) -> Path:
+    """Rank ``rank``'s own part of a data-parallel checkpoint: ``ckpt_<step>.rank<r>.pt`` beside it."""
+    return checkpoint.with_name(f"{checkpoint.stem}.rank{rank}.pt")
+
+
+def _atomic_save(payload: dict[str, Any], final: Path) -> None:
+    tmp = final.with_name(final.name + ".tmp")
+    with tmp.open("wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+
+
+def save_shard(directory: Path, step: int, rank: int, state: dict[str, Any]) -> Path:
+    """Write rank ``rank``'s part of the checkpoint of ``step`` atomically (before rank 0's main file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = shard_path(checkpoint_path(directory, step), rank)
+    _atomic_save({"format": FORMAT, "step": step, "rank": rank, **state}, final)
+    return final
+
+
+def load_shard(checkpoint: Path, rank: int) -> dict[str, Any]:
+    """Rank ``rank``'s part of ``checkpoint`` (missing or damaged: :class:`CheckpointError`)."""
+    path = shard_path(checkpoint, rank)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: {checkpoint} was written by ranks that this launch lacks")
+    payload = load_checkpoint(path)
+    if payload.get("rank") != rank or payload["step"] != checkpoint_step(checkpoint):
+        raise CheckpointError(f"{path} does not belong to rank {rank} of {checkpoint}")
+    return payload
+
+
 def list_checkpoints(directory: Path) -> list[Path]:
     """Complete checkpoints in ``directory``, oldest first (temporary files are not checkpoints)."""
     if not directory.is_dir():
@@ -37,15 +74,11 @@ def save_checkpoint(directory: Path, step: int, state: dict[str, Any], config_ha
     """Write ``state`` atomically as the checkpoint of ``step``; keep the ``keep`` most recent ones."""
     directory.mkdir(parents=True, exist_ok=True)
     final = checkpoint_path(directory, step)
-    tmp = final.with_name(final.name + ".tmp")
-    payload = {"format": FORMAT, "step": step, "config_hash": config_hash, **state}
-    with tmp.open("wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    _atomic_save({"format": FORMAT, "step": step, "config_hash": config_hash, **state}, final)
     for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
         old.unlink()
+        for shard in directory.glob(f"{old.stem}.rank*.pt"):
+            shard.unlink()
     return final
 
 

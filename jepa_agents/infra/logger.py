@@ -78,3 +78,16 @@ class Logger:
             self._writer.close()
         if self._csv is not None:
             self._csv.close()
+
+
+class NullLogger:
+    """The logger of a rank other than 0 in a data-parallel run: rank 0 writes the run's scalars."""
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

@@ -1,9 +1,13 @@
-"""Batch normalization of embeddings ``[*, D]`` (any number of leading dims)."""
+"""Batch normalization of embeddings ``[*, D]`` (any number of leading dims); under ``torch.distributed``
+the moments are those of the global batch (every rank's rows)."""
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from jepa_agents.infra.distributed import global_sum, world_size
 
 
 class EmbeddingNorm(nn.BatchNorm1d):
@@ -30,7 +34,22 @@ class EmbeddingNorm(nn.BatchNorm1d):
                 f"{tuple(z.shape)}: call model.eval() to encode a single observation with the running "
                 "statistics (as when acting)"
             )
+        if self.training and world_size() > 1:  # eval mode: the running statistics, per rank
+            return self._global(flat).reshape(z.shape)
         return super().forward(flat).reshape(z.shape)
+
+    def _global(self, flat: Tensor) -> Tensor:
+        """Training-mode normalization with the moments of every rank's rows ``[N_r, D]`` (differentiable
+        sums over ranks, two passes as ``batch_norm``); running statistics updated as in one process."""
+        n = global_sum(flat.new_tensor(float(flat.shape[0])))
+        mean = global_sum(flat.sum(0)) / n  # [D]
+        var = global_sum((flat - mean).square().sum(0)) / n  # biased, as batch_norm normalizes
+        with torch.no_grad():  # through .data, as batch_norm's kernel: a graph that read the running
+            # statistics (forward(running=True)) earlier in this update stays valid
+            self.num_batches_tracked.data += 1
+            self.running_mean.data.lerp_(mean.detach(), self.momentum)
+            self.running_var.data.lerp_(var.detach() * n / (n - 1), self.momentum)
+        return (flat - mean) * torch.rsqrt(var + self.eps)
 
     def batch_only(self, z: Tensor) -> Tensor:
         """Normalize with the batch's own statistics and leave the running statistics unchanged."""

@@ -44,6 +44,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from jepa_agents.infra.distributed import global_sum, world_size
+
 
 def epps_pulley_weights(num_knots: int, t_max: float) -> tuple[Tensor, Tensor, Tensor]:
     """Knots ``t`` ``[K]``, ``φ(t) = exp(-t²/2)`` ``[K]`` and quadrature weights ``[K]`` (float32).
@@ -67,18 +69,9 @@ def random_directions(dim: int, num: int, seed: int) -> Tensor:
     return a / a.norm(dim=0, keepdim=True)
 
 
-def _global_sum(x: Tensor) -> Tensor:
-    """Differentiable sum over ranks (identity without an initialized process group)."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        from torch.distributed.nn.functional import all_reduce
-
-        return all_reduce(x, op=dist.ReduceOp.SUM)
-    return x
-
-
 def _global_count(n: int, device: torch.device) -> Tensor | int:
     """Batch size summed over ranks (a device tensor under DDP, so no host sync)."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if world_size() > 1:
         count = torch.tensor(float(n), device=device)
         dist.all_reduce(count, op=dist.ReduceOp.SUM)
         return count
@@ -112,7 +105,7 @@ def sliced_epps_pulley(proj: Tensor, t: Tensor, phi: Tensor, weights: Tensor) ->
     ``proj`` ``[..., N, M]`` (float32) -> ``[..., M]``; the batch dim ``N`` is global under DDP.
     """
     sums = _CharacteristicSums.apply(proj, t)  # [2, ..., M, K]
-    sums = _global_sum(sums)
+    sums = global_sum(sums)
     n = _global_count(proj.shape[-2], proj.device)
     cos_mean, sin_mean = sums[0] / n, sums[1] / n
     err = (cos_mean - phi).square() + sin_mean.square()  # [..., M, K]

@@ -7,14 +7,16 @@ For embeddings ``Z`` ``[N, D]`` with per-dimension std ``s_j`` and covariance ``
     VICReg(Z) = var_weight · var(Z) + cov_weight · cov(Z)
 
 ``[T, N, D]`` inputs are regularized per time step and averaged over ``T``. The default weights keep
-VICReg's 25:1 ratio of variance to covariance. Statistics are per process (not synchronized across
-ranks). Needs ``N >= 2``.
+VICReg's 25:1 ratio of variance to covariance. Under ``torch.distributed`` the statistics are those of
+the global batch (every rank's rows, :func:`~jepa_agents.infra.distributed.gather_rows`). Needs ``N >= 2``.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from jepa_agents.infra.distributed import gather_rows
 
 
 class VICReg(nn.Module):
@@ -32,6 +34,7 @@ class VICReg(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         if z.ndim not in (2, 3):
             raise ValueError(f"VICReg expects embeddings [N, D] or [T, N, D], got shape {tuple(z.shape)}")
+        z = gather_rows(z) if z.ndim == 2 else gather_rows(z.transpose(0, 1)).transpose(0, 1)
         n, d = z.shape[-2], z.shape[-1]
         if n < 2:
             raise ValueError(f"VICReg needs a batch of at least 2 embeddings, got shape {tuple(z.shape)}")

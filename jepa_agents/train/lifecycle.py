@@ -16,8 +16,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from jepa_agents.infra.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from jepa_agents.infra.logger import Logger
+from jepa_agents.infra import distributed
+from jepa_agents.infra.checkpoint import (
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    load_shard,
+    save_checkpoint,
+    save_shard,
+)
+from jepa_agents.infra.logger import Logger, NullLogger
 from jepa_agents.infra.schedule import crossed
 
 
@@ -38,6 +46,10 @@ class Lifecycle(abc.ABC):
         desc, unit: the progress bar's label and unit.
     """
 
+    rank_keys: tuple[str, ...] = ()
+    """Keys of :meth:`state` that each rank of a data-parallel run owns (its data, environments, RNG
+    streams): ranks other than 0 save them in their shard and take them from it on resume."""
+
     def __init__(
         self,
         run_dir: Path,
@@ -56,7 +68,8 @@ class Lifecycle(abc.ABC):
         self.checkpoint_every = int(checkpoint_every)
         self.keep_checkpoints = int(keep_checkpoints)
         self._logging, self._desc, self._unit = logging, desc, unit
-        self.logger: Logger | None = None
+        self.logger: Logger | NullLogger | None = None
+        self.ctx = distributed.context()
 
     # --- what a job provides -------------------------------------------------------------------------
     @property
@@ -93,6 +106,9 @@ class Lifecycle(abc.ABC):
         """Restore the latest checkpoint when ``resume`` (step 0 when the run has none yet), then open the
         logger, which on resume drops what was logged after the restored step."""
         resume_step = self._restore() if resume else None
+        if not self.ctx.is_main:  # rank 0 writes the run's scalars
+            self.logger = NullLogger()
+            return
         self.logger = Logger(
             self.run_dir,
             tensorboard=self._logging.tensorboard,
@@ -106,15 +122,28 @@ class Lifecycle(abc.ABC):
             print(f"resuming {self.run_dir}: no checkpoint yet, starting from step 0", flush=True)
             return 0
         ckpt = load_checkpoint(path, self.config_hash)
-        print(f"resuming {self.run_dir} from checkpoint at step {ckpt['step']} ({path.name})", flush=True)
+        distributed.check_world_size(ckpt.get("world_size"), path)
+        if not self.ctx.is_main:
+            ckpt.update({k: v for k, v in load_shard(path, self.ctx.rank).items() if k in self.rank_keys})
+        if self.ctx.is_main:
+            print(f"resuming {self.run_dir} from checkpoint at step {ckpt['step']} ({path.name})", flush=True)
         self.load_state(ckpt)
         return int(ckpt["step"])
 
     def save(self) -> Path:
-        """An atomic checkpoint of :meth:`state` at the current step."""
-        return save_checkpoint(
-            self.run_dir / "checkpoints", self.step, self.state(), self.config_hash, self.keep_checkpoints
-        )
+        """An atomic checkpoint of :meth:`state` at the current step; in a data-parallel run every other
+        rank first writes its :attr:`rank_keys` shard, then rank 0 the main file."""
+        directory, state = self.run_dir / "checkpoints", self.state()
+        if self.ctx.world_size == 1:
+            return save_checkpoint(directory, self.step, state, self.config_hash, self.keep_checkpoints)
+        if not self.ctx.is_main:
+            save_shard(directory, self.step, self.ctx.rank, {k: state[k] for k in self.rank_keys})
+        distributed.barrier()
+        if self.ctx.is_main:
+            state = {**state, "world_size": self.ctx.world_size}
+            save_checkpoint(directory, self.step, state, self.config_hash, self.keep_checkpoints)
+        distributed.barrier()
+        return checkpoint_path(directory, self.step)
 
     def run(self) -> Path:
         """Train to the budget, then :meth:`_finish`; the logger and the bar are closed in any case."""
@@ -125,7 +154,7 @@ class Lifecycle(abc.ABC):
             initial=min(self.step, self.total),
             unit=self._unit,
             dynamic_ncols=True,
-            disable=not self._logging.progress_bar,
+            disable=not self._logging.progress_bar or not self.ctx.is_main,
             desc=self._desc,
         )
         try:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from jepa_agents.data.replay import OBS_KEYS, REPLAY_DEVICES, Replay
+from jepa_agents.infra import distributed
 from jepa_agents.infra.schedule import crossed
 from jepa_agents.train.online import OnlineTrainer
 
@@ -54,6 +55,8 @@ def make_replay(cfg: DictConfig, env, agent, device: torch.device) -> Replay:
     if mode == "memmap":
         run_dir = str(cfg.get("run_dir", "") or "")
         memmap_dir = Path(run_dir) / "replay" if run_dir else Path(tempfile.mkdtemp(prefix="jepa_replay_"))
+        ctx = distributed.context()
+        memmap_dir = memmap_dir / f"rank{ctx.rank}" if ctx.world_size > 1 else memmap_dir  # one per rank
     elif mode == "auto" and device.type != "cpu":
         free, _ = torch.accelerator.get_memory_info(device)
         if capacity * row_nbytes(env, frame_stack) <= free // 2:
@@ -67,7 +70,7 @@ class OffPolicyTrainer(OnlineTrainer):
     def _train(self, bar: tqdm) -> None:
         cfg, c = self.cfg, self.counters
         total, n = self.total, self.env.batch_size[0]
-        steps_per_iter = n * self.action_repeat
+        steps_per_iter = n * self.action_repeat * self.ctx.world_size  # frames of every rank
         t_last, steps_last, updates_last, updates = time.perf_counter(), c.env_steps, 0, 0
         train_metrics: dict[str, float] = {}
         while c.env_steps < total:
@@ -80,7 +83,7 @@ class OffPolicyTrainer(OnlineTrainer):
             step_td, self.td = self.env.step_and_maybe_reset(self.td)
             self.data.add(step_td)
             c.env_steps += steps_per_iter
-            c.agent_steps += n
+            c.agent_steps += n * self.ctx.world_size
             episode_metrics = self._track_episodes(step_td)
             if c.env_steps > cfg.train.seed_env_steps:
                 if updates == 0:  # the rates count from the first update, not over the seed phase

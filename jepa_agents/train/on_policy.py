@@ -53,8 +53,8 @@ class OnPolicyTrainer(OnlineTrainer):
             self.td["action"] = info["action"]
             step_td, self.td = self.env.step_and_maybe_reset(self.td)
             self.data.add(t, step_td, info, self._bootstrap(step_td["next"], last=t == steps - 1))
-            c.env_steps += n * self.action_repeat
-            c.agent_steps += n
+            c.env_steps += n * self.action_repeat * self.ctx.world_size  # frames of every rank
+            c.agent_steps += n * self.ctx.world_size
             episode_metrics = self._track_episodes(step_td)
             if episode_metrics:
                 self.logger.log(episode_metrics, c.env_steps)

@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig
 
 import envs
+from jepa_agents.infra import distributed
 from jepa_agents.infra.rng import rng_state, seed_everything, set_rng_state
 from jepa_agents.infra.schedule import crossed
 from jepa_agents.train.evaluate import RandomPolicy, evaluate, save_gif
@@ -41,7 +42,8 @@ class OnlineParts:
     """What an online trainer is handed: training and evaluation envs, the learner and its data."""
 
     env: object
-    eval_env: object
+    eval_env: object | None
+    """None on ranks other than 0 of a data-parallel run (rank 0 evaluates)."""
     agent: object
     data: object
     """A replay buffer (off-policy) or a rollout buffer (on-policy): ``add``, ``state_dict``, ..."""
@@ -67,19 +69,35 @@ def make_env(env_cfg: DictConfig, num_envs: int, seed: int, device: torch.device
 
 def build_parts(cfg: DictConfig, device: torch.device, make_data) -> OnlineParts:
     """Seed every RNG from ``cfg.seed``, then build the envs, the learner (``agents.make_agent``) and its
-    data store (``make_data(cfg, env, agent, device)``), in that order (resume relies on it)."""
+    data store (``make_data(cfg, env, agent, device)``), in that order (resume relies on it).
+
+    Data-parallel (``torchrun``): each rank steps its own ``env.num_envs`` copies seeded from
+    :func:`~jepa_agents.infra.distributed.rank_seed`, holds its own replay, starts from rank 0's networks
+    and reseeds its RNG streams by rank; only rank 0 has the evaluation envs."""
     from jepa_agents.agents import make_agent
 
+    ctx = distributed.context()
     seed_everything(cfg.seed)
-    env = make_env(cfg.env, cfg.env.num_envs, cfg.seed, device)
-    eval_env = make_env(cfg.env, cfg.env.num_eval_envs, cfg.seed + EVAL_SEED_OFFSET, device)
+    env = make_env(cfg.env, cfg.env.num_envs, distributed.rank_seed(cfg.seed), device)
+    eval_env = (
+        make_env(cfg.env, cfg.env.num_eval_envs, cfg.seed + EVAL_SEED_OFFSET, device) if ctx.is_main else None
+    )
     agent = make_agent(cfg, env, device)
-    return OnlineParts(env, eval_env, agent, make_data(cfg, env, agent, device))
+    data = make_data(cfg, env, agent, device)
+    if ctx.world_size > 1:
+        distributed.broadcast_module(agent.nets)  # the same networks on every rank
+        seed_everything(distributed.rank_seed(cfg.seed))  # each rank's own exploration and batches
+    return OnlineParts(env, eval_env, agent, data)
 
 
 class OnlineTrainer(Lifecycle):
     """Evaluation, episode bookkeeping and checkpoint contents of an online run (module docstring).
-    Subclasses implement :meth:`_train`, the collect/update schedule of a learner family."""
+    Subclasses implement :meth:`_train`, the collect/update schedule of a learner family.
+
+    Data-parallel: the counters count the frames of every rank; each rank keeps its replay, envs,
+    observations and RNG streams in its checkpoint shard; rank 0 evaluates, logs and plots."""
+
+    rank_keys = ("replay", "rng", "env", "obs", "running_return")
 
     def __init__(self, cfg: DictConfig, run_dir: Path, device: torch.device, parts: OnlineParts, hash_: str):
         super().__init__(
@@ -138,6 +156,9 @@ class OnlineTrainer(Lifecycle):
 
     # --- evaluation ----------------------------------------------------------------------------------
     def _evaluate(self, final: bool = False) -> dict[str, float]:
+        """Evaluation episodes of the current policy (rank 0; ``{}`` on the others)."""
+        if self.eval_env is None:
+            return {}
         c, ev = self.counters, self.cfg.eval
         record = (
             ev.video
@@ -162,6 +183,8 @@ class OnlineTrainer(Lifecycle):
 
     def _random_baseline(self) -> dict[str, float]:
         """``eval/random_return``: a uniformly random policy on the first evaluation's episodes."""
+        if self.eval_env is None:
+            return {}
         saved = rng_state()
         metrics, _ = evaluate(
             RandomPolicy(self.eval_env.action_spec),
@@ -198,6 +221,8 @@ class OnlineTrainer(Lifecycle):
         self._plot()
 
     def _plot(self) -> None:
+        if not self.ctx.is_main:
+            return
         from jepa_agents.analysis.curves import plot_run_curve
 
         plot_run_curve(self.run_dir, self.run_dir / "curve.png")

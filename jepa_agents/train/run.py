@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from jepa_agents.config.load import config_hash
+from jepa_agents.infra import distributed
 from jepa_agents.infra.checkpoint import checkpoint_step, latest_checkpoint
 from jepa_agents.infra.device import configure_threads, resolve_device
 from jepa_agents.infra.run_dir import prepare_run_dir
@@ -66,25 +67,32 @@ def train(cfg: DictConfig) -> Path:
     construction errors (``ValueError``s: unknown options, a learner that does not fit the env, ...)
     become one :class:`RunStartError` line.
     """
-    device = resolve_device(cfg.device)
+    device = distributed.device_for(resolve_device(cfg.device))
+    ctx = distributed.init(
+        cfg.distributed.enabled, cfg.distributed.backend, cfg.distributed.timeout_s, device
+    )
     configure_threads(cfg.num_threads, cfg.deterministic)
     if cfg.resume:
         _refuse_complete_run(cfg)
     fresh = not cfg.resume and not Path(cfg.run_dir).exists()
-    run_dir = prepare_run_dir(cfg)
-    print(f"run directory: {run_dir}", flush=True)
+    run_dir = distributed.on_main(prepare_run_dir, cfg)  # rank 0 makes it, every rank gets its path
+    if str(run_dir) != cfg.run_dir:  # a default run_dir is stamped per process: take rank 0's
+        cfg = OmegaConf.merge(cfg, {"run_dir": str(run_dir)})
+    if ctx.is_main:
+        print(f"run directory: {run_dir}", flush=True)
     start = time.perf_counter()
     try:
         trainer = build_trainer(cfg, run_dir, device)
     except BaseException as err:
-        if fresh:
+        if fresh and ctx.is_main:
             shutil.rmtree(run_dir, ignore_errors=True)
         if isinstance(err, ValueError):
             what = f"{cfg.env.name}, agent={cfg.agent.name}"
             raise RunStartError(f"could not start the run ({what}): {err}") from None
         raise
     trainer.run()
-    _print_summary(trainer, time.perf_counter() - start)
+    if ctx.is_main:
+        _print_summary(trainer, time.perf_counter() - start)
     return run_dir
 
 

@@ -17,6 +17,7 @@ import torch
 from tensordict import TensorDict
 from torch import Tensor, nn
 
+from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
 from jepa_agents.infra.nan_guard import NaNGuard
 from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.regularizers import SIGReg
@@ -92,9 +93,12 @@ class _ZeroShotAgent:
         non-finite value raises :class:`FloatingPointError` with every parameter as it was."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        params = [p for group in opt.param_groups for p in group["params"]]
+        average_gradients(params)  # data-parallel: the mean over ranks (identity in one process)
+        grads = [p.grad for p in params if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        self.nan_guard.ok({**terms, "grad_norm": grad_norm})  # max_consecutive=1: raises, never skips
+        # max_consecutive=1: raises, never skips; every rank sees the same averaged values
+        self.nan_guard.ok(mean_over_ranks({**terms, "grad_norm": grad_norm}))
         opt.step()
 
     def _unpack(self, batch: TensorDict) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -89,10 +89,12 @@ def train_main(argv: list[str]) -> int:
     if not cfg.dataset:
         raise ConfigError("dataset=<directory> is required (write one with `jepa-agents collect`).")
     _check_tasks(cfg)
+    from jepa_agents.infra.distributed import context
     from jepa_agents.zero_shot.train_offline import train_zero_shot
 
     run_dir = train_zero_shot(cfg)
-    print(f"run directory: {run_dir}")
+    if context().is_main:
+        print(f"run directory: {run_dir}")
     return 0
 
 

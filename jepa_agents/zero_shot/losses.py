@@ -1,12 +1,16 @@
 """Losses of TD-JEPA and FB: pure functions of tensors returning ``(loss, metrics)``.
 
 Shapes: ``K`` ensemble members, ``B`` batch, ``D`` output space, ``d`` task space. ``discount`` ``[B, 1]`` is
-``γ·(1 - terminated)``. ``metrics`` values are detached 0-d tensors.
+``γ·(1 - terminated)``. ``metrics`` values are detached 0-d tensors. Under ``torch.distributed`` the
+losses that pair samples (orthonormality, FB) are computed on the global batch
+(:func:`~jepa_agents.infra.distributed.gather_rows`); the TD-JEPA and actor losses are per-sample means.
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
+
+from jepa_agents.infra.distributed import gather_rows, world_size
 
 Metrics = dict[str, Tensor]
 
@@ -35,6 +39,7 @@ def orthonormality_loss(enc: Tensor) -> tuple[Tensor, Metrics]:
 
     a sample estimate of ``|E[φφᵀ] - I|²`` (up to a constant) that keeps the embedding from collapsing.
     """
+    enc = gather_rows(enc)  # [B, D], the global batch under torch.distributed
     n = enc.shape[0]
     if n < 2:
         raise ValueError(f"the orthonormality loss needs a batch of at least 2 embeddings, got {n}")
@@ -85,6 +90,9 @@ def fb_loss(
 
     (off-diagonal pairs are independent samples of ``s⁺``; the diagonal is the ``s⁺ = s'`` term).
     """
+    if world_size() > 1:  # the global batch: every pair (i, j) of the concatenated batch
+        F, target_F = (gather_rows(x.transpose(0, 1)).transpose(0, 1) for x in (F, target_F))
+        B, target_B, discount = gather_rows(B), gather_rows(target_B), gather_rows(discount)
     n = B.shape[0]
     if n < 2:
         raise ValueError(f"the FB loss needs a batch of at least 2 transitions, got {n}")

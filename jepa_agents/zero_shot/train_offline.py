@@ -21,9 +21,11 @@ from tqdm import tqdm
 
 from jepa_agents.config.load import config_hash
 from jepa_agents.data.offline import DatasetError, OfflineDataset, load_dataset
+from jepa_agents.infra import distributed
+from jepa_agents.infra.checkpoint import checkpoint_step, latest_checkpoint
 from jepa_agents.infra.device import configure_threads, resolve_device
 from jepa_agents.infra.rng import rng_state, seed_everything, set_rng_state
-from jepa_agents.infra.run_dir import prepare_run_dir
+from jepa_agents.infra.run_dir import RunDirError, prepare_run_dir
 from jepa_agents.infra.schedule import crossed
 from jepa_agents.train.lifecycle import Lifecycle
 from jepa_agents.train.online import make_env
@@ -35,7 +37,11 @@ SF_SEED_OFFSET = 2_000_003
 
 
 class OfflineTrainer(Lifecycle):
-    """Updates of ``agent`` on batches of ``dataset`` until ``train.num_updates`` (module docstring)."""
+    """Updates of ``agent`` on batches of ``dataset`` until ``train.num_updates`` (module docstring).
+    Data-parallel: every rank samples ``agent.batch_size`` transitions of its own shard of the dataset
+    (the global batch is ``W·batch_size``); rank 0 evaluates, logs and writes the checkpoints."""
+
+    rank_keys = ("rng",)
 
     def __init__(self, cfg: DictConfig, run_dir: Path, device: torch.device, agent, dataset: OfflineDataset):
         super().__init__(
@@ -50,6 +56,7 @@ class OfflineTrainer(Lifecycle):
         )
         self.cfg, self.device, self.agent, self.dataset = cfg, device, agent, dataset
         self.updates = 0
+        self.shard = (self.ctx.rank, self.ctx.world_size)
 
     @property
     def step(self) -> int:
@@ -69,7 +76,10 @@ class OfflineTrainer(Lifecycle):
         self.updates = int(ckpt["step"])
 
     def _evaluate(self, final: bool = False) -> None:
-        """Zero-shot returns; the final one with the zero-action / random baselines and data coverage."""
+        """Zero-shot returns; the final one with the zero-action / random baselines and data coverage.
+        Rank 0 only (the others go on to the next collective and wait there)."""
+        if not self.ctx.is_main:
+            return
         results = zero_shot_eval(self.agent.model, self.dataset, self.cfg, self.device)
         context = baselines(self.dataset, self.cfg, self.device) if final else None
         report(self.run_dir, self.cfg.env.name, self.updates, results, self.logger, context)
@@ -78,6 +88,8 @@ class OfflineTrainer(Lifecycle):
 
     def _check_successors(self) -> None:
         """Log ``sf/*``: the model's predicted value of its own policies against rolled-out returns."""
+        if not self.ctx.is_main:
+            return
         cfg = self.cfg
         env = make_env(cfg.env, cfg.train.sf_check_episodes, cfg.seed + SF_SEED_OFFSET, self.device)
         try:
@@ -100,7 +112,7 @@ class OfflineTrainer(Lifecycle):
         cfg = self.cfg
         t_last, step_last = time.perf_counter(), self.updates
         while self.updates < self.total:
-            batch = self.dataset.sample(cfg.agent.batch_size).to(self.device)
+            batch = self.dataset.sample(cfg.agent.batch_size, shard=self.shard).to(self.device)
             try:
                 metrics = self.agent.update(batch)
             except FloatingPointError as err:
@@ -133,16 +145,33 @@ def load_checked_dataset(cfg: DictConfig, device: torch.device) -> OfflineDatase
     return dataset
 
 
+def _refuse_complete_run(cfg: DictConfig) -> None:
+    """A resumed run whose latest checkpoint is at ``train.num_updates`` is complete: say so before anything
+    is written (its scores and checkpoints stay as they are)."""
+    path = latest_checkpoint(Path(cfg.run_dir) / "checkpoints")
+    if path is not None and checkpoint_step(path) >= cfg.train.num_updates:
+        raise RunDirError(
+            f"{cfg.run_dir} is complete ({checkpoint_step(path)} of train.num_updates={cfg.train.num_updates} "
+            f"updates, final checkpoint and evaluation written); nothing to resume. Evaluate it again with "
+            f"`jepa-agents eval-zero-shot {cfg.run_dir}`, or train longer in a new run."
+        )
+
+
 def train_zero_shot(cfg: DictConfig) -> Path:
     """Train ``cfg.agent`` on ``cfg.dataset`` for ``cfg.train.num_updates`` updates; return the run dir."""
-    device = resolve_device(cfg.device)
+    device = distributed.device_for(resolve_device(cfg.device))
+    distributed.init(cfg.distributed.enabled, cfg.distributed.backend, cfg.distributed.timeout_s, device)
     configure_threads(cfg.num_threads, cfg.deterministic)
     check_tasks(cfg.env.name, list(cfg.eval.tasks))  # fail before any work on a bad task name
+    if cfg.resume:
+        _refuse_complete_run(cfg)
     dataset = load_checked_dataset(cfg, device)
     obs_shape = list(dataset.meta.obs_spec[cfg.agent.obs_key]["shape"])
-    run_dir = prepare_run_dir(cfg)
-    seed_everything(cfg.seed)
+    run_dir = distributed.on_main(prepare_run_dir, cfg)  # rank 0 makes it, every rank gets its path
+    seed_everything(cfg.seed)  # the same networks on every rank
     agent = make_zero_shot_agent(cfg.agent, obs_shape, dataset.meta.action_dim, device)
+    if distributed.world_size() > 1:
+        seed_everything(distributed.rank_seed(cfg.seed))  # each rank's own batches and noise
     trainer = OfflineTrainer(cfg, run_dir, device, agent, dataset)
     trainer.open(resume=bool(cfg.resume))
     return trainer.run()
