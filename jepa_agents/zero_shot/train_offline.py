@@ -152,7 +152,8 @@ def _refuse_complete_run(cfg: DictConfig) -> None:
     if path is not None and checkpoint_step(path) >= cfg.train.num_updates:
         raise RunDirError(
             f"{cfg.run_dir} is complete ({checkpoint_step(path)} of train.num_updates="
-            f"{cfg.train.num_updates} updates, final checkpoint and evaluation written); nothing to resume. Evaluate it again with "
+            f"{cfg.train.num_updates} updates, final checkpoint and evaluation written); nothing to resume. "
+            "Evaluate it again with "
             f"`jepa-agents eval-zero-shot {cfg.run_dir}`, or train longer in a new run."
         )
 
