@@ -345,6 +345,10 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     rows = list(csv.DictReader((run / "zero_shot.csv").open()))[-3:]
     assert [r["task"] for r in rows] == ["reward:my_rewards:near_center", "goal(0.5,0.5)", "mean"]
     assert all(math.isfinite(float(r["return_mean"])) for r in rows)
+    # TD-JEPA with FB's inference rule: its own method label in the shared results
+    assert eval_main([str(run), "eval.z_inference=mean", "eval.episodes=1", *common]) == 0
+    methods = {r["method"] for r in csv.DictReader((tmp_path / "results.csv").open())}
+    assert "td_jepa_sigreg+mean_z" in methods
     for spec, match in (
         ("broken", "my_rewards:broken raised RuntimeError: no such sensor"),
         ("wrong_shape", r"must return 500 rewards \(shape \[N\]\)"),

@@ -128,3 +128,21 @@ def test_reference_presets_have_a_linear_policy_side_encoder():
         other = model.psi_encoder if cfg.name == "td_jepa" else model.backward_map
         assert sum(isinstance(m, nn.Linear) for m in side.modules()) == 1  # linear φ / e
         assert sum(isinstance(m, nn.Linear) for m in other.modules()) == 3  # 2 x 256 hidden
+
+
+def test_mean_z_inference_rule_for_td_jepa():
+    cfg = compose(["dataset=unused", "zs_agent=td_jepa_ortho"], ZERO_SHOT).agent
+    torch.manual_seed(0)
+    model = build_model(cfg, (4,), 2)
+    obs = torch.randn(500, 4)
+    rewards = (obs[:, 0] > 1.0).float()  # a sparse reward
+    feats = model.task_features(obs)
+    want = (rewards[:, None] * feats).mean(0)
+    z = model.infer_z_from_rewards(obs, rewards, rule="mean")
+    torch.testing.assert_close(z, math.sqrt(cfg.z_dim) * want / want.norm())
+    lstsq = model.infer_z_from_rewards(obs, rewards)  # the method's own rule: least squares
+    assert not torch.allclose(z, lstsq)
+    with pytest.raises(ValueError, match="unknown z inference rule"):
+        model.infer_z_from_rewards(obs, rewards, rule="median")
+    with pytest.raises(Exception, match="z_inference"):
+        compose(["dataset=unused", "eval.z_inference=median"], ZERO_SHOT)

@@ -266,6 +266,11 @@ class ZeroShotEvalConfig:
     """A goal position ``[x, y]`` (``torch/point_mass_maze``): ``z`` from the goal observation (the mass at
     rest there), scored with the goal-reaching reward around it; row ``goal(x,y)``."""
 
+    z_inference: str = "own"
+    """How ``z`` is inferred from rewards: ``own`` (the method's: TD-JEPA least squares of ``r`` on
+    ``ψ(s')`` as the paper, FB ``mean_i r_i B(s'_i)``) or ``mean`` (``mean_i r_i ψ(s'_i)`` for TD-JEPA too;
+    on the maze it turned 0 into 874 on ``reach_top_left``, docs/zero_shot.md). Rows of a TD-JEPA run
+    evaluated with ``mean`` are labelled ``<method>+mean_z`` in ``eval.results_csv``."""
     goal_rows: bool = True
     """On goal domains (``torch/point_mass_maze``) also evaluate every built-in task with ``z`` inferred from
     its goal observation (row ``<task>@goal``, left out of the mean): a diagnostic of reward inference."""
@@ -279,6 +284,7 @@ class ZeroShotEvalConfig:
             "episodes": self.episodes >= 1,
             "inference_samples": self.inference_samples >= 2,
             "max_episode_steps": self.max_episode_steps >= 0,
+            "z_inference": self.z_inference in ("own", "mean"),
         }
         check_ranges("eval", checks, self)
 

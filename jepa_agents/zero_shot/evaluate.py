@@ -120,14 +120,18 @@ def check_model_fits(dataset: OfflineDataset, obs_key: str, obs_shape, action_di
 
 
 @torch.no_grad()
-def infer_task_z(model, dataset: OfflineDataset, task: EvalTask, obs_key: str, n: int) -> torch.Tensor:
-    """``z`` ``[d]`` of ``task``: from its goal observation, or from ``n`` random relabeled transitions."""
+def infer_task_z(
+    model, dataset: OfflineDataset, task: EvalTask, obs_key: str, n: int, rule: str = "own"
+) -> torch.Tensor:
+    """``z`` ``[d]`` of ``task``: from its goal observation, or from ``n`` random relabeled transitions
+    (``rule``: ``eval.z_inference``)."""
     if task.goal_obs is not None:
         device = next(model.parameters()).device
         return model.infer_z_from_goal(task.goal_obs.unsqueeze(0).to(device))[0]
     batch = dataset.sample(min(n, len(dataset)))
     rewards = task.reward(batch["next", "physics"])
-    return model.infer_z_from_rewards(batch["next", "observation", obs_key], rewards, task=task.name)
+    next_obs = batch["next", "observation", obs_key]
+    return model.infer_z_from_rewards(next_obs, rewards, task=task.name, rule=rule)
 
 
 @torch.no_grad()
@@ -207,7 +211,9 @@ def zero_shot_eval(
     try:
         for task in tasks:
             try:
-                z = infer_task_z(model, dataset, task, cfg.agent.obs_key, cfg.eval.inference_samples)
+                z = infer_task_z(
+                    model, dataset, task, cfg.agent.obs_key, cfg.eval.inference_samples, cfg.eval.z_inference
+                )
             except DegenerateTaskError as err:
                 print(
                     f"zero-shot {task.name}: degenerate task on this dataset, not evaluated: {err}",
@@ -283,7 +289,11 @@ def save_results(
     if not cfg.eval.results_csv:
         return
     domain = domain_of(cfg.env.name)
-    rows = {method_label(cfg.agent): {task: mean for task, (mean, _, _) in summarize(results).items()}}
+    rows = {
+        method_label(cfg.agent, cfg.eval.z_inference): {
+            task: mean for task, (mean, _, _) in summarize(results).items()
+        }
+    }
     for name in ("zero_action", "random") if context else ():
         per_task = {task: c[name] for task, c in context.items()}
         rows[name] = per_task | {"mean": sum(per_task.values()) / len(per_task)}

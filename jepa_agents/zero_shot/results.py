@@ -24,9 +24,12 @@ COLUMNS = ("domain", "method", "task", "seed", "updates", "return")
 _KEY = ("domain", "method", "task", "seed", "updates")
 
 
-def method_label(agent_cfg) -> str:
-    """``fb``, ``td_jepa_orthonormality``, ``td_jepa_sigreg`` or ``td_jepa_none``."""
-    return "fb" if agent_cfg.name == "fb" else f"td_jepa_{agent_cfg.regularizer}"
+def method_label(agent_cfg, z_inference: str = "own") -> str:
+    """``fb``, ``td_jepa_orthonormality``, ``td_jepa_sigreg`` or ``td_jepa_none``; TD-JEPA evaluated with
+    ``eval.z_inference=mean`` gets ``+mean_z``."""
+    if agent_cfg.name == "fb":
+        return "fb"
+    return f"td_jepa_{agent_cfg.regularizer}" + ("+mean_z" if z_inference == "mean" else "")
 
 
 def read_rows(path: str | Path) -> list[dict[str, str]]:

@@ -10,7 +10,8 @@ Networks (``d_φ`` = ``phi_dim``, ``d`` = ``z_dim`` = the task space = ψ-space)
 * policy ``π(φ(s), z)``: deterministic ``tanh`` mean, Gaussian exploration noise ``std`` clipped at ``clip``.
 
 Zero-shot inference: for a reward ``r(s') ≈ ψ(s')ᵀ w`` the Q-function of ``π_z`` is ``T_φ(φ(s), a, z)ᵀ w``, so
-``z = √d · w / |w|`` with ``w`` the least-squares fit of ``r`` on ``ψ(s')`` (:meth:`infer_z_from_rewards`);
+``z = √d · w / |w|`` with ``w`` the least-squares fit of ``r`` on ``ψ(s')`` (:meth:`infer_z_from_rewards`;
+``rule="mean"``: ``w = mean_i r_i ψ(s'_i)`` instead, FB's rule, measured better on the maze, docs);
 a goal ``g`` gives ``z = ψ(g)`` projected (:meth:`infer_z_from_goal`). The building blocks (encoder, ensemble
 predictor, actor, sphere projection, reward checks) are shared with :mod:`jepa_agents.zero_shot.fb`.
 """
@@ -171,11 +172,21 @@ class ZeroShotModel(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def infer_z_from_rewards(self, next_obs: Tensor, rewards: Tensor, task: str = "the task") -> Tensor:
-        """``z = √d w/|w|`` ``[d]`` with ``w`` = :meth:`reward_weights`; ``next_obs`` ``[N, *obs_shape]``,
-        ``rewards`` ``[N]``. NaN, constant rewards or a zero fit raise :class:`DegenerateTaskError`."""
+    def infer_z_from_rewards(
+        self, next_obs: Tensor, rewards: Tensor, task: str = "the task", rule: str = "own"
+    ) -> Tensor:
+        """``z = √d w/|w|`` ``[d]``; ``next_obs`` ``[N, *obs_shape]``, ``rewards`` ``[N]``. ``rule``: ``own``
+        (``w`` = :meth:`reward_weights`, the method's rule) or ``mean`` (``w = mean_i r_i f(s'_i)`` with
+        ``f`` = :meth:`task_features`, FB's rule for any model). NaN, constant rewards or a zero fit raise
+        :class:`DegenerateTaskError`."""
         r = check_rewards(rewards, task).to(next_obs.device)
-        return checked_z(self.reward_weights(next_obs, r), task).to(next_obs.device)
+        if rule == "own":
+            w = self.reward_weights(next_obs, r)
+        elif rule == "mean":
+            w = (r.unsqueeze(-1) * self.task_features(next_obs)).mean(0)  # [d]
+        else:
+            raise ValueError(f"unknown z inference rule {rule!r}; choose own or mean")
+        return checked_z(w, task).to(next_obs.device)
 
 
 class TDJEPAModel(ZeroShotModel):
