@@ -3,7 +3,9 @@
 
 * ``sac`` (:class:`SACAgent`): continuous actions in ``[-1, 1]^A`` (DMC, torch control);
 * ``discrete_sac`` (:class:`DiscreteSACAgent`): discrete actions (Atari);
-* ``ppo`` (:class:`jepa_agents.agents.ppo.PPOAgent`): on-policy, either action space (``make_ppo``).
+* ``ppo`` (:class:`jepa_agents.agents.ppo.PPOAgent`): on-policy, either action space (``make_ppo``);
+* ``imagination`` (:class:`ImaginationAgent`): actor-critic on imagined latent rollouts of the world model,
+  either action space.
 
 An agent implements ``act(obs, eval_mode) -> actions``, ``update(data, step) -> metrics`` and
 ``state_dict() / load_state_dict()`` (networks and optimizers); see ``docs/CONTRACTS.md``, which also
@@ -20,9 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from jepa_agents.agents.config import DiscreteSACConfig, SACConfig
 from jepa_agents.agents.discrete_sac import DiscreteSACAgent
+from jepa_agents.agents.imagination import ImaginationAgent
+from jepa_agents.agents.imagination_config import ImaginationConfig
 from jepa_agents.agents.ppo import PPOAgent, make_ppo
 from jepa_agents.agents.ppo_config import PPOConfig
 from jepa_agents.agents.sac import ObsEncoder, SACAgent
+from jepa_agents.agents.spaces import action_space, observation_key
 from jepa_agents.infra.distributed import world_size
 from jepa_agents.world_models import make_world_model
 
@@ -53,35 +58,43 @@ def make_sac(cfg: DictConfig, env, device: torch.device) -> SACAgent:
             f"agent={name} does not fit {cfg.env.name}: its action space is {kind} "
             f"({type(spec).__name__}, shape {list(spec.shape[1:])}, {spec.dtype}). Use agent={other}."
         )
-    if discrete:
-        action_dim = int(spec.space.n)
-    else:
-        action_dim = int(spec.shape[-1])
-        low, high = spec.space.low, spec.space.high
-        if not (torch.all(low == -1) and torch.all(high == 1)):
-            raise ValueError(
-                f"{cfg.env.name}: agent={name} needs actions bounded in [-1, 1], got [{low}, {high}]"
-            )
-
-    obs_key = "pixels" if cfg.env.from_pixels else "state"
-    if obs_key not in env.observation_spec.keys():
-        raise ValueError(
-            f"{cfg.env.name} has no {obs_key!r} observation (env.from_pixels={cfg.env.from_pixels}); "
-            f"it has {sorted(env.observation_spec.keys())}"
-        )
+    _, action_dim = action_space(cfg, env, name)
+    obs_key = observation_key(cfg, env)
     obs_shape = env.observation_spec[obs_key].shape[1:]
     model = make_world_model(wm_cfg, obs_shape, action_dim, discrete)
     if model is None:  # world_model.name=none: the encoder alone, trained by the critic loss
         model = ObsEncoder(wm_cfg, obs_shape)
-    common = dict(
-        num_envs=int(env.batch_size[0]) * world_size(),  # transitions of all ranks per vectorized step
-        action_repeat=int(env.action_repeat),
-        max_consecutive_nan=int(cfg.train.max_consecutive_nan),
-    )
+    common = _schedule(cfg, env)
     if discrete:
         life_loss = "life_loss" in env.observation_spec.keys()
         return DiscreteSACAgent(agent_cfg, model, obs_key, action_dim, device, life_loss=life_loss, **common)
     return SACAgent(agent_cfg, model, obs_key, action_dim, device, **common)
+
+
+def _schedule(cfg: DictConfig, env) -> dict:
+    """The off-policy learners' keyword arguments about the data stream and the NaN limit."""
+    return dict(
+        num_envs=int(env.batch_size[0]) * world_size(),  # transitions of all ranks per vectorized step
+        action_repeat=int(env.action_repeat),
+        max_consecutive_nan=int(cfg.train.max_consecutive_nan),
+    )
+
+
+def make_imagination(cfg: DictConfig, env, device: torch.device) -> ImaginationAgent:
+    """The imagination learner (``agent.name=imagination``), continuous or discrete actions; its world
+    model must be a JEPA with reward and continuation heads (``world_model=imagination``)."""
+    agent_cfg, wm_cfg = _to_object(cfg.agent), _to_object(cfg.world_model)
+    discrete, action_dim = action_space(cfg, env, agent_cfg.name)
+    obs_key = observation_key(cfg, env)
+    if wm_cfg.name != "jepa" or wm_cfg.reward_weight <= 0 or wm_cfg.continue_weight <= 0:
+        raise ValueError(
+            "agent=imagination imagines with the world model's predictor, reward and continuation heads: "
+            f"it needs world_model.name=jepa with reward_weight > 0 and continue_weight > 0 (got name="
+            f"{wm_cfg.name}, reward_weight={wm_cfg.reward_weight}, continue_weight="
+            f"{wm_cfg.continue_weight}); use world_model=imagination"
+        )
+    model = make_world_model(wm_cfg, env.observation_spec[obs_key].shape[1:], action_dim, discrete)
+    return ImaginationAgent(agent_cfg, model, obs_key, action_dim, discrete, device, **_schedule(cfg, env))
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,7 @@ LEARNERS: dict[str, Learner] = {
     "sac": Learner(SACConfig, make_sac, "off_policy"),
     "discrete_sac": Learner(DiscreteSACConfig, make_sac, "off_policy"),
     "ppo": Learner(PPOConfig, make_ppo, "on_policy"),
+    "imagination": Learner(ImaginationConfig, make_imagination, "off_policy"),
 }
 """Learner name -> :class:`Learner`. A new online learner is one row here (plus its module and preset)."""
 

@@ -38,6 +38,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor, nn
 
 from jepa_agents.agents.config import SACConfig
+from jepa_agents.agents.credit import due_updates
 from jepa_agents.agents.sac_losses import actor_loss, critic_loss, soft_value, temperature_loss, total_loss
 from jepa_agents.data.replay import Replay
 from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
@@ -291,13 +292,7 @@ class SACAgent:
         as detached 0-d tensors on the training device, read lazily (``float()``) only when logged, so an
         update synchronises with the host once: the NaN guard's check of the loss and gradient norm."""
         c, cfg = self.counters, self.cfg
-        new = self.num_envs if c["step"] < 0 else (step - c["step"]) // self.action_repeat
-        c["step"], c["calls"] = step, c["calls"] + 1
-        c["credit"] += cfg.utd * new
-        if c["calls"] % cfg.update_every:
-            return {}
-        count = int(c["credit"])
-        c["credit"] -= count
+        count = due_updates(c, step, self.num_envs, self.action_repeat, cfg.utd, cfg.update_every)
         if count == 0:
             return {}
         metrics: dict[str, Tensor] = {}

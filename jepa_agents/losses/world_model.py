@@ -1,7 +1,8 @@
 """World-model loss: K-step latent prediction + anti-collapse regularizer + optional heads.
 
 Metrics of :func:`jepa_loss` (detached scalar tensors): ``wm/loss``, ``wm/pred_loss``, ``wm/reg``,
-``wm/pred_error_k1..K`` and, when enabled, ``wm/reward_loss``, ``wm/value_loss``, ``wm/inverse_loss``;
+``wm/pred_error_k1..K`` and, when enabled, ``wm/reward_loss``, ``wm/continue_loss``, ``wm/value_loss``,
+``wm/inverse_loss``;
 with SIGReg, its two reference values at this batch size ``wm/reg_ref_gaussian`` (an isotropic Gaussian
 batch, ≈1.06) and ``wm/reg_ref_collapsed`` (a batch collapsed to one point, ≈0.402·N); with
 ``diagnostics``, ``wm/sigreg``, ``wm/effective_rank``, ``wm/std_mean``, ``wm/std_min`` of what the
@@ -24,6 +25,7 @@ def jepa_loss(
     actions: Tensor,
     *,
     rewards: Tensor | None = None,
+    continues: Tensor | None = None,
     value_targets: Tensor | None = None,
     z: Tensor | None = None,
     diagnostics: bool = True,
@@ -31,7 +33,7 @@ def jepa_loss(
     """JEPA world-model loss; every switch and weight comes from ``model.cfg`` (a ``WorldModelConfig``).
 
         ẑ = model.predict_sequence(z, a)                       predictions of z_1..z_K     [B, K, D]
-        L = (1/K) Σ_k mean_b ℓ(ẑ_k, z̄_k) + λ·R(z) + w_r·L_r + w_v·L_v + w_inv·L_inv
+        L = (1/K) Σ_k mean_b ℓ(ẑ_k, z̄_k) + λ·R(z) + w_r·L_r + w_c·L_c + w_v·L_v + w_inv·L_inv
 
     with ``z = encode(obs)`` (random-shifted images; batch-normalized per dim when ``embed_norm=batch``,
     so scale collapse is not a solution and SIGReg's gradient is alive from the first update); targets
@@ -44,6 +46,7 @@ def jepa_loss(
         obs: ``[B, K+1, *obs_shape]`` observations (uint8 images or float states).
         actions: ``[B, K, A]`` float, or ``[B, K]`` integer indices for discrete actions.
         rewards: ``[B, K]`` or ``[B, K, 1]``, needed when ``reward_weight > 0``.
+        continues: ``1 - terminated`` ``[B, K]`` or ``[B, K, 1]``, needed when ``continue_weight > 0``.
         value_targets: ``[B, K+1]`` or ``[B, K+1, 1]``, needed when ``value_weight > 0``.
         z: precomputed online embeddings ``[B, K+1, D]`` of ``obs`` (e.g. ``model.encode(obs, augment=True)``
             shared with an agent's critic); encoded here when ``None``.
@@ -72,7 +75,7 @@ def jepa_loss(
     metrics.update({f"wm/pred_error_k{k + 1}": per_step[k] for k in range(steps)})
     metrics.update(model.regularizer_references(b * (steps + 1)))
 
-    head_loss, head_metrics = _head_losses(model, z, pred, actions, rewards, value_targets)
+    head_loss, head_metrics = _head_losses(model, z, pred, actions, rewards, continues, value_targets)
     loss = loss + head_loss
     metrics.update(head_metrics, **{"wm/loss": loss})
     if diagnostics:
@@ -109,10 +112,12 @@ def _head_losses(
     pred: Tensor,
     actions: Tensor,
     rewards: Tensor | None,
+    continues: Tensor | None,
     value_targets: Tensor | None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """``w_r·L_r + w_v·L_v + w_inv·L_inv`` of the heads whose weight is > 0: reward ``r(s_k, a_k)`` on
-    ``s = [z_0, ẑ_1 .. ẑ_{K-1}]`` vs ``rewards``; value ``v(z_k)`` vs ``value_targets``; inverse dynamics
+    """``w_r·L_r + w_c·L_c + w_v·L_v + w_inv·L_inv`` of the heads whose weight is > 0: reward ``r(s_k, a_k)``
+    on ``s = [z_0, ẑ_1 .. ẑ_{K-1}]`` vs ``rewards``; continuation ``c(ẑ_{k+1})`` vs ``continues``
+    (binary cross-entropy on logits); value ``v(z_k)`` vs ``value_targets``; inverse dynamics
     ``g(z_k, z_{k+1})`` vs ``a_k`` (MSE, or cross-entropy for integer actions). ``z [B, K+1, D]``,
     ``pred [B, K, D]``; returns ``(weighted sum, {wm/<head>_loss: unweighted})``."""
     cfg = model.cfg
@@ -125,6 +130,13 @@ def _head_losses(
         reward_loss = F.mse_loss(model.reward(states, actions), rewards.reshape(b, steps).float())
         loss = loss + cfg.reward_weight * reward_loss
         metrics["wm/reward_loss"] = reward_loss
+    if cfg.continue_weight > 0:
+        if continues is None:
+            raise ValueError("world_model.continue_weight > 0 needs continues [B, K]")
+        logits = model.continue_logits(pred)  # [B, K]: after a_k
+        continue_loss = F.binary_cross_entropy_with_logits(logits, continues.reshape(b, steps).float())
+        loss = loss + cfg.continue_weight * continue_loss
+        metrics["wm/continue_loss"] = continue_loss
     if cfg.value_weight > 0:
         if value_targets is None:
             raise ValueError("world_model.value_weight > 0 needs value_targets [B, K+1]")

@@ -54,6 +54,7 @@ class LatentWorldModel(nn.Module, abc.ABC):
         )
         d, a, hidden = cfg.latent_dim, self.action_dim, cfg.head_hidden
         self._reward_head = MLP(d + a, hidden, 1, "elu", True) if cfg.reward_weight > 0 else None
+        self._continue_head = MLP(d, hidden, 1, "elu", True) if cfg.continue_weight > 0 else None
         self._value_head = MLP(d, hidden, 1, "elu", True) if cfg.value_weight > 0 else None
         self._inverse_head = MLP(2 * d, hidden, a, "elu", True) if cfg.inverse_weight > 0 else None
 
@@ -126,6 +127,10 @@ class LatentWorldModel(nn.Module, abc.ABC):
         """Reward head ``r(z, a)``: ``z [*, D]``, actions ``[*, A]`` or ``[*]`` -> ``[*]``."""
         head = self._require(self._reward_head, "reward_weight")
         return head(torch.cat((z, self.action_input(actions, z.shape[:-1])), -1)).squeeze(-1)
+
+    def continue_logits(self, z: Tensor) -> Tensor:
+        """Continuation head: logit of ``P(episode goes on after reaching z)``, ``z [*, D] -> [*]``."""
+        return self._require(self._continue_head, "continue_weight")(z).squeeze(-1)
 
     def value(self, z: Tensor) -> Tensor:
         """Value head ``v(z)``: ``z [*, D] -> [*]``."""

@@ -92,6 +92,9 @@ class WorldModelConfig:
     reward_weight: float = 0.0
     """Weight of the reward head loss (MSE of ``r(z_k, a_k)`` on predicted latents); 0: no head."""
 
+    continue_weight: float = 0.0
+    """Weight of the continuation head (binary cross-entropy of ``c(ẑ_{k+1})`` against ``1 - terminated_k``
+    on predicted latents; what imagination discounts by); 0: no head."""
     value_weight: float = 0.0
     """Weight of the value head loss (MSE of ``v(z)`` against given value targets); 0: no head."""
 
@@ -99,7 +102,7 @@ class WorldModelConfig:
     """Weight of the inverse-dynamics head ``a_k ≈ g(z_k, z_{k+1})`` (MSE or cross-entropy); 0: no head."""
 
     head_hidden: list[int] = field(default_factory=lambda: [256])
-    """Hidden sizes of the reward/value/inverse heads."""
+    """Hidden sizes of the reward/continuation/value/inverse heads."""
 
     seq_layers: int = 2
     """seq-JEPA: transformer layers of the aggregator."""
@@ -127,7 +130,8 @@ class WorldModelConfig:
             raise ValueError("world_model.latent_dim, horizon and num_slices must be >= 1")
         if not 0.0 < self.ema_tau <= 1.0:
             raise ValueError(f"world_model.ema_tau must be in (0, 1], got {self.ema_tau}")
-        if min(self.reg_weight, self.reward_weight, self.value_weight, self.inverse_weight) < 0:
+        weights = (self.reg_weight, self.reward_weight, self.continue_weight, self.value_weight)
+        if min(*weights, self.inverse_weight) < 0:
             raise ValueError("world_model loss weights must be >= 0")
         if self.name == "seq_jepa" and self.latent_dim % self.seq_heads:
             raise ValueError(

@@ -1,0 +1,273 @@
+"""Actor-critic in imagination: the JEPA world model used as a world model (Dreamer-style, reconstruction-free
+as MuDreamer). Per gradient update, from ``B`` replay slices of ``K + 1`` steps:
+
+1. **World model** (:func:`~jepa_agents.losses.jepa_loss`): ``z = f(aug(o))`` ``[B, K+1, D]``, K-step latent
+   prediction + λ·SIGReg, a reward head ``r(z_k, a_k)`` and a continuation head ``c(ẑ_{k+1})`` trained on
+   predicted latents (what imagination will feed them); no decoder.
+2. **Imagination** (:meth:`ImaginationAgent.imagine`): from every replayed latent ``sg(z)`` ``[N, D]``
+   (``N = B·(K+1)``), ``H`` steps of ``a_t ~ π(z_t)``, ``z_{t+1} = P(z_t, a_t)``, rewards ``r(z_t, a_t)``
+   and continuation probabilities ``σ(c(z_{t+1}))``, time-major ``[H(+1), N, ...]``, with the world
+   model's parameters frozen.
+3. **Returns** (:func:`~.imagination_losses.lambda_returns`): λ-returns bootstrapped by a slow critic
+   ``V̄``, divided by ``max(1, S)`` with ``S`` the running 5-95 percentile range (:class:`ReturnScale`).
+4. **Actor**: continuous actions back-propagate the returns through the learned dynamics
+   (:func:`~.imagination_losses.actor_loss_backprop`); discrete actions use REINFORCE with the critic as
+   baseline (:func:`~.imagination_losses.actor_loss_reinforce`); both with an entropy bonus ``η``.
+5. **Critic** (:func:`~.imagination_losses.critic_loss`): ``V(sg(z_t))`` regressed on ``sg(R_t)``,
+   weighted by ``Π γ c``; ``V̄`` follows ``V`` by Polyak averaging.
+
+Each of the three optimizers (world model, actor, critic) steps on its own loss; data-parallel runs
+average each one's gradients over ranks.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor, nn
+
+from jepa_agents.agents.credit import due_updates
+from jepa_agents.agents.imagination_config import ImaginationConfig
+from jepa_agents.agents.imagination_losses import (
+    actor_loss_backprop,
+    actor_loss_reinforce,
+    critic_loss,
+    lambda_returns,
+    trajectory_weights,
+)
+from jepa_agents.agents.return_norm import ReturnScale
+from jepa_agents.agents.sac import TanhGaussianActor
+from jepa_agents.data.replay import Replay
+from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
+from jepa_agents.infra.nan_guard import NaNGuard
+from jepa_agents.infra.polyak import polyak_update
+from jepa_agents.losses import jepa_loss
+from jepa_agents.nn import MLP
+from jepa_agents.world_models.jepa import JEPAWorldModel
+
+
+class CategoricalActor(nn.Module):
+    """``π(a|z)`` over ``A`` discrete actions: an MLP to logits ``[*, A]``."""
+
+    def __init__(self, latent_dim: int, num_actions: int, hidden: Sequence[int]):
+        super().__init__()
+        self._mlp = MLP(latent_dim, hidden, num_actions, "relu")
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self._mlp(z)
+
+
+class ImaginationNetworks(nn.Module):
+    """The world model, the actor, the critic ``V(z)`` and its slow copy ``V̄``."""
+
+    def __init__(self, model: JEPAWorldModel, actor: nn.Module, critic: nn.Module):
+        super().__init__()
+        self.model, self.actor, self.critic = model, actor, critic
+        self.critic_target = copy.deepcopy(critic).requires_grad_(False)
+
+
+class ImaginationAgent:
+    """Dreamer-style actor-critic on a JEPA world model (module docstring); the agent interface of the
+    off-policy trainer: ``act``, ``update(replay, step)``, ``state_dict`` / ``load_state_dict``."""
+
+    def __init__(
+        self,
+        cfg: ImaginationConfig,
+        model: JEPAWorldModel,
+        obs_key: str,
+        action_dim: int,
+        discrete: bool,
+        device: torch.device,
+        *,
+        num_envs: int,
+        action_repeat: int,
+        max_consecutive_nan: int,
+    ):
+        self.cfg, self.obs_key, self.action_dim, self.discrete = cfg, obs_key, action_dim, discrete
+        self.device, self.num_envs, self.action_repeat = device, num_envs, action_repeat
+        d = model.latent_dim
+        actor = (
+            CategoricalActor(d, action_dim, cfg.actor_hidden)
+            if discrete
+            else TanhGaussianActor(d, action_dim, 0, cfg.actor_hidden, cfg.log_std_min, cfg.log_std_max)
+        )
+        critic = MLP(d, cfg.critic_hidden, 1, "relu")
+        self.nets = ImaginationNetworks(model, actor, critic).to(device)
+        self.return_scale = ReturnScale(cfg.return_decay).to(device)
+        self.seq_len = model.cfg.horizon + 1
+        self.optimizers = {
+            "model": torch.optim.Adam(self.nets.model.parameters(), lr=cfg.lr_model),
+            "actor": torch.optim.Adam(self.nets.actor.parameters(), lr=cfg.lr_actor),
+            "critic": torch.optim.Adam(self.nets.critic.parameters(), lr=cfg.lr_critic),
+        }
+        self.nan_guard = NaNGuard(max_consecutive_nan, hint="Lower the learning rates or check the rewards.")
+        self.counters = {"updates": 0, "calls": 0, "credit": 0.0, "step": -1}
+
+    # ------------------------------------------------------------------------------------ acting
+    def _policy(self, z: Tensor, eval_mode: bool) -> Tensor:
+        if self.discrete:
+            logits = self.nets.actor(z)
+            return logits.argmax(-1) if eval_mode else torch.distributions.Categorical(logits=logits).sample()
+        return self.nets.actor.mode(z) if eval_mode else self.nets.actor.sample(z)[0]
+
+    @torch.no_grad()
+    def act(self, obs: TensorDictBase, eval_mode: bool) -> Tensor:
+        """Actions for observations ``obs [N]``: ``[N, A]`` in ``[-1, 1]`` or indices ``[N]``."""
+        x = obs.get(self.obs_key)
+        nets, was_training = self.nets, self.nets.training
+        nets.eval()  # running embedding statistics
+        try:
+            z = nets.model.encode(x.to(self.device, non_blocking=True))  # [N, D]
+            return self._policy(z, eval_mode).to(x.device)
+        finally:
+            nets.train(was_training)
+
+    # ----------------------------------------------------------------------------------- imagining
+    def _sample_action(self, z: Tensor, t: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The actor's ``(action [N, A] (one-hot if discrete), log π [N], entropy [N])`` at latents ``z``."""
+        actor = self.nets.actor
+        if self.discrete:
+            dist = torch.distributions.Categorical(logits=actor(z.detach()))
+            index = dist.sample()
+            return F.one_hot(index, self.action_dim).float(), dist.log_prob(index), dist.entropy()
+        action, log_prob = actor.sample(z)  # [N, A], [N, 1]
+        return action, log_prob.squeeze(-1), -log_prob.squeeze(-1)  # one-sample entropy estimate
+
+    def imagine(self, start: Tensor, horizon: int, policy=None) -> dict[str, Tensor]:
+        """``H = horizon`` steps of a policy in the world model from ``start`` ``[N, D]``.
+
+        ``policy(z [N, D], t) -> (action [N, A], log_prob [N], entropy [N])``; default: the actor.
+        Returns time-major tensors: ``z`` ``[H+1, N, D]``, ``action`` ``[H, N, A]`` (one-hot if discrete),
+        ``log_prob``, ``entropy``, ``reward``, ``continue`` ``[H, N]``. Gradients flow from rewards and
+        continuations to the actions (and the actor) through the predictor; freeze the world model's
+        parameters around the call to keep them out of a policy loss.
+        """
+        model, policy = self.nets.model, policy or self._sample_action
+        n = start.shape[0]
+        zs, acts, logps, ents, rews, conts = [start], [], [], [], [], []
+        z = start
+        for t in range(horizon):
+            action, log_prob, entropy = policy(z, t)
+            reward = model.reward(z, action)  # [N]
+            z = model.predict(z, action)  # [N, D]
+            zs.append(z)
+            acts.append(action)
+            logps.append(log_prob)
+            ents.append(entropy)
+            rews.append(reward)
+            conts.append(torch.sigmoid(model.continue_logits(z)))
+        out = {
+            "z": torch.stack(zs), "action": torch.stack(acts), "log_prob": torch.stack(logps),
+            "entropy": torch.stack(ents), "reward": torch.stack(rews), "continue": torch.stack(conts),
+        }  # fmt: skip
+        d = start.shape[-1]
+        assert out["z"].shape == (horizon + 1, n, d), out["z"].shape  # [H+1, N, D]
+        assert out["action"].shape == (horizon, n, self.action_dim), out["action"].shape  # [H, N, A]
+        for key in ("log_prob", "entropy", "reward", "continue"):
+            assert out[key].shape == (horizon, n), (key, out[key].shape)  # [H, N]
+        return out
+
+    # ---------------------------------------------------------------------------------- training
+    def update(self, replay: Replay, step: int) -> dict[str, Tensor]:
+        """The gradient updates due at env-frame counter ``step`` (``agent.utd`` per transition); metrics of
+        the last one (or ``{}``)."""
+        c, cfg = self.counters, self.cfg
+        count = due_updates(c, step, self.num_envs, self.action_repeat, cfg.utd, cfg.update_every)
+        metrics: dict[str, Tensor] = {}
+        for i in range(count):
+            batch = replay.sample(cfg.batch_size, self.seq_len, 1, cfg.gamma)
+            metrics = self.learn(batch, diagnostics=i == count - 1)
+        if count:
+            metrics["train/nan_skips"] = torch.tensor(float(self.nan_guard.skips))
+            metrics["train/updates"] = torch.tensor(float(c["updates"]))
+        return metrics
+
+    def learn(self, batch: TensorDict, diagnostics: bool = False) -> dict[str, Tensor]:
+        """One update (world model, then actor, then critic) on replay slices ``batch`` ``[B, K+1]``."""
+        cfg, nets, k = self.cfg, self.nets, self.seq_len - 1
+        obs = batch[self.obs_key]  # [B, K+1, *obs_shape]
+        actions = batch["action"][:, :k]
+        z = nets.model.encode(obs, augment=True)  # [B, K+1, D]
+        continues = 1.0 - batch["terminated"][:, :k].float()
+        wm_loss, metrics = jepa_loss(
+            nets.model, obs, actions, rewards=batch["reward"][:, :k], continues=continues, z=z,
+            diagnostics=diagnostics,
+        )  # fmt: skip
+        start = z.detach().reshape(-1, z.shape[-1])  # [N, D], N = B·(K+1)
+        nets.model.requires_grad_(False)
+        try:
+            traj = self.imagine(start, cfg.imagine_horizon)
+        finally:
+            nets.model.requires_grad_(True)
+        with torch.no_grad():
+            boot = nets.critic_target(traj["z"]).squeeze(-1)  # [H+1, N]
+        returns = lambda_returns(traj["reward"], boot, traj["continue"], cfg.lam, cfg.gamma)  # [H, N]
+        weights = trajectory_weights(traj["continue"], cfg.gamma)  # [H, N]
+        scale = mean_over_ranks({"s": self.return_scale.update(returns)})["s"]  # the same on every rank
+        if self.discrete:
+            baseline = nets.critic(traj["z"][:-1].detach()).squeeze(-1).detach()
+            actor_loss, m_pi = actor_loss_reinforce(
+                returns, baseline, traj["log_prob"], traj["entropy"], weights, scale, cfg.entropy_coef
+            )
+        else:
+            actor_loss, m_pi = actor_loss_backprop(returns, traj["entropy"], weights, scale, cfg.entropy_coef)
+        values = nets.critic(traj["z"][:-1].detach()).squeeze(-1)  # [H, N]
+        value_loss, m_v = critic_loss(values, returns, weights)
+        losses = {"model": wm_loss, "actor": actor_loss, "critic": value_loss}
+        if not self._step(losses):
+            return {}
+        polyak_update(nets.critic_target, nets.critic, cfg.critic_tau)
+        self.counters["updates"] += 1
+        metrics.update(m_pi, **m_v)
+        metrics["value/return_scale"] = scale.detach()
+        metrics["value/imagined_return"] = returns.mean().detach()
+        metrics["value/imagined_reward"] = traj["reward"].mean().detach()
+        return metrics
+
+    def _step(self, losses: dict[str, Tensor]) -> bool:
+        """Backward each loss into its own optimizer's parameters, average over ranks, clip, then one NaN
+        check of every loss and gradient norm before any parameter moves; False when the guard skipped."""
+        assert losses.keys() == self.optimizers.keys(), (sorted(losses), sorted(self.optimizers))
+        norms = {}
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        for name, loss in losses.items():
+            params = [p for g in self.optimizers[name].param_groups for p in g["params"]]
+            grads = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)
+            for p, g in zip(params, grads):
+                p.grad = g
+            average_gradients(params)
+            norms[f"grad_norm_{name}"] = nn.utils.clip_grad_norm_(
+                [p for p in params if p.grad is not None], self.cfg.grad_clip or math.inf
+            )
+        if not self.nan_guard.ok(mean_over_ranks({**losses, **norms})):
+            for opt in self.optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            return False
+        for opt in self.optimizers.values():
+            opt.step()
+        return True
+
+    # ---------------------------------------------------------------------------- checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nets": self.nets.state_dict(),
+            "return_scale": self.return_scale.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "counters": dict(self.counters),
+            "nan_guard": self.nan_guard.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.nets.load_state_dict(state["nets"])
+        self.return_scale.load_state_dict(state["return_scale"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.counters = dict(state["counters"])
+        self.nan_guard.load_state_dict(state["nan_guard"])

@@ -1,0 +1,74 @@
+"""Schema of the imagination learner's ``agent`` config section (``agent=imagination``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jepa_agents.config.checks import check_ranges
+
+
+@dataclass
+class ImaginationConfig:
+    """Actor-critic in imagination on the JEPA world model (``jepa_agents.agents.imagination``).
+
+    The world model (``world_model=imagination``: JEPA + SIGReg with reward and continuation heads) learns
+    from replay; actor and critic learn from ``imagine_horizon``-step latent rollouts started from every
+    replayed latent. Random actions at the start, the replay size and the NaN limit are ``train.*``.
+    """
+
+    name: str = "imagination"
+    """Learner name (its key in ``jepa_agents.agents.LEARNERS``)."""
+    batch_size: int = 32
+    """Replay slices of ``K + 1`` steps per update (``K`` the world model's horizon); imagination starts
+    from all ``batch_size·(K+1)`` of their latents."""
+    imagine_horizon: int = 15
+    """Imagined steps ``H`` per start latent (DreamerV3: 15)."""
+    gamma: float = 0.99
+    """Discount ``γ`` per agent step."""
+    lam: float = 0.95
+    """``λ`` of the λ-returns (DreamerV3: 0.95)."""
+    entropy_coef: float = 3e-4
+    """Entropy bonus ``η`` of the actor loss, on returns normalized by their range (DreamerV3: 3e-4)."""
+    return_decay: float = 0.99
+    """EMA decay of the return range ``S = Per95(R) - Per5(R)`` (returns are divided by ``max(1, S)``)."""
+    critic_tau: float = 0.02
+    """Polyak step of the slow critic that bootstraps the λ-returns (DreamerV3's 0.98 decay)."""
+    lr_model: float = 3e-4
+    """Adam learning rate of the world model (encoder, predictor, heads)."""
+    lr_actor: float = 1e-4
+    """Adam learning rate of the actor."""
+    lr_critic: float = 1e-4
+    """Adam learning rate of the critic."""
+    actor_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden sizes of the actor MLP on ``z`` (ReLU)."""
+    critic_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden sizes of the critic MLP on ``z`` (ReLU)."""
+    log_std_min: float = -5.0
+    """Continuous actions: smallest log-std of the tanh-Gaussian policy."""
+    log_std_max: float = 2.0
+    """Continuous actions: largest log-std."""
+    utd: float = 0.5
+    """Update-to-data ratio: gradient updates per transition collected (one agent step of one copy)."""
+    update_every: int = 1
+    """Run the due updates every so many ``update`` calls (vectorized env steps)."""
+    grad_clip: float = 100.0
+    """Clip each optimizer's gradient norm to this value (DreamerV3 clips too); 0: no clipping."""
+
+    def __post_init__(self) -> None:
+        checks = {
+            "batch_size": self.batch_size >= 1,
+            "imagine_horizon": self.imagine_horizon >= 1,
+            "gamma": 0 < self.gamma <= 1,
+            "lam": 0 <= self.lam <= 1,
+            "entropy_coef": self.entropy_coef >= 0,
+            "return_decay": 0 <= self.return_decay < 1,
+            "critic_tau": 0 < self.critic_tau <= 1,
+            "lr_model": self.lr_model > 0,
+            "lr_actor": self.lr_actor > 0,
+            "lr_critic": self.lr_critic > 0,
+            "log_std_min": self.log_std_min < self.log_std_max,
+            "utd": self.utd > 0,
+            "update_every": self.update_every >= 1,
+            "grad_clip": self.grad_clip >= 0,
+        }
+        check_ranges("agent", checks, self)
