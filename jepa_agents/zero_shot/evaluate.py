@@ -251,12 +251,14 @@ def report(
     results: dict[str, list[float]],
     logger: Logger | None,
     context: dict[str, dict[str, float]] | None = None,
+    name: str = "zero_shot",
 ) -> None:
-    """Print the table, append rows to ``zero_shot.csv``, log ``zero_shot/<domain>/<task>`` scalars.
-    With ``context`` (:func:`baselines`) the table also shows the zero-action and random returns and the
-    data's rewarded fraction per task, and flags tasks the data hardly shows (``!``: under 1 %)."""
+    """Print the table, append rows to ``<name>.csv``, log ``<name>/<domain>/<task>`` scalars (``name``:
+    :func:`output_name`). With ``context`` (:func:`baselines`) the table also shows the zero-action and
+    random returns and the data's rewarded fraction per task, and flags tasks the data hardly shows
+    (``!``: under 1 %)."""
     domain, summary = domain_of(env_name), summarize(results)
-    print(f"zero-shot returns on {env_name} after {step} updates:")
+    print(f"zero-shot returns on {env_name} after {step} updates ({name}):")
     extra = f" {'zero act':>9s} {'random':>8s} {'data rew%':>9s}" if context else ""
     print(f"  {'task':28s} {'return':>10s} {'std':>8s} {'episodes':>8s}{extra}")
     for task, (mean, std, n) in summary.items():
@@ -267,7 +269,7 @@ def report(
             flag = "  ! under 1 %: not evaluable on this data" if c["rewarded"] < 0.01 else ""
             row += f" {c['zero_action']:9.2f} {c['random']:8.2f} {100 * c['rewarded']:9.2f}{flag}"
         print(row)
-    path = run_dir / "zero_shot.csv"
+    path = run_dir / f"{name}.csv"
     new = not path.exists()
     with path.open("a", newline="") as f:
         writer = csv.writer(f)
@@ -276,8 +278,15 @@ def report(
         for task, (mean, std, n) in summary.items():
             writer.writerow([step, domain, task, repr(mean), repr(std), n])
     if logger is not None:
-        logger.log({f"zero_shot/{domain}/{task}": mean for task, (mean, _, _) in summary.items()}, step)
+        logger.log({f"{name}/{domain}/{task}": mean for task, (mean, _, _) in summary.items()}, step)
         logger.flush()
+
+
+def output_name(cfg: DictConfig) -> str:
+    """Where an evaluation's rows go in the run directory: ``zero_shot`` (``zero_shot.csv``, scalars
+    ``zero_shot/...``), or ``zero_shot_mean_z`` for TD-JEPA evaluated with ``eval.z_inference=mean``."""
+    mean_z = cfg.agent.name == "td_jepa" and cfg.eval.z_inference == "mean"
+    return "zero_shot_mean_z" if mean_z else "zero_shot"
 
 
 def save_results(
@@ -322,7 +331,7 @@ def evaluate_run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None)
     context = baselines(dataset, cfg, device)
     logger = Logger(run_dir, tensorboard=cfg.logging.tensorboard, csv_file=cfg.logging.csv)
     try:
-        report(run_dir, cfg.env.name, ckpt["step"], results, logger, context)
+        report(run_dir, cfg.env.name, ckpt["step"], results, logger, context, output_name(cfg))
         save_results(cfg, ckpt["step"], results, context)
     finally:
         logger.close()

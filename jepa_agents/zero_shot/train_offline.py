@@ -30,7 +30,14 @@ from jepa_agents.infra.schedule import crossed
 from jepa_agents.train.lifecycle import Lifecycle
 from jepa_agents.train.online import make_env
 from jepa_agents.zero_shot.agents import make_zero_shot_agent
-from jepa_agents.zero_shot.evaluate import baselines, check_tasks, report, save_results, zero_shot_eval
+from jepa_agents.zero_shot.evaluate import (
+    baselines,
+    check_tasks,
+    output_name,
+    report,
+    save_results,
+    zero_shot_eval,
+)
 from jepa_agents.zero_shot.successor_check import successor_check
 
 SF_SEED_OFFSET = 2_000_003
@@ -82,7 +89,15 @@ class OfflineTrainer(Lifecycle):
             return
         results = zero_shot_eval(self.agent.model, self.dataset, self.cfg, self.device)
         context = baselines(self.dataset, self.cfg, self.device) if final else None
-        report(self.run_dir, self.cfg.env.name, self.updates, results, self.logger, context)
+        report(
+            self.run_dir,
+            self.cfg.env.name,
+            self.updates,
+            results,
+            self.logger,
+            context,
+            output_name(self.cfg),
+        )
         if final:
             save_results(self.cfg, self.updates, results, context)
 
