@@ -6,7 +6,9 @@
    (1 thread each); a run with its final checkpoint is skipped, one with an earlier checkpoint continued
    with ``resume=`` (bit-exact), a missing one started. Each final evaluation adds its per-seed rows
    (and the zero-action / random baselines) to ``--csv`` itself (``eval.results_csv``).
-3. The summary: mean and 95 % bootstrap interval over seeds per method and task, from ``--csv``
+3. Every finished TD-JEPA run evaluated again with ``eval.z_inference=mean`` (``z`` from the
+   reward-weighted mean of ``ψ``, rows ``<method>+mean_z``), unless its rows are already there.
+4. The summary: mean and 95 % bootstrap interval over seeds per method and task, from ``--csv``
    (printed, and written as Markdown to ``--summary``).
 
     python scripts/zero_shot_sweep.py --root /work/runs/zs_maze                   # everything left to do
@@ -64,6 +66,21 @@ def train_command(args, method: str, seed: int) -> list[str] | None:
     ]  # fmt: skip
 
 
+def mean_z_commands(args) -> list[tuple[list[str], Path]]:
+    """``eval-zero-shot <run> eval.z_inference=mean`` for each finished TD-JEPA run without such rows."""
+    done = {(r["method"], r["seed"]) for r in read_rows(args.csv)}
+    out = []
+    for method in (m for m in args.methods if m.startswith("td_jepa")):
+        label = {"td_jepa_ortho": "td_jepa_orthonormality", "td_jepa_sigreg": "td_jepa_sigreg"}[method]
+        for seed in args.seeds:
+            run_dir = args.root / f"{method}_s{seed}"
+            if train_command(args, method, seed) is None and (f"{label}+mean_z", str(seed)) not in done:
+                cmd = [sys.executable, "-m", "jepa_agents.cli", "eval-zero-shot", str(run_dir),
+                       "eval.z_inference=mean", "num_threads=1", "device=cpu"]  # fmt: skip
+                out.append((cmd, args.root / f"{method}_s{seed}.log"))
+    return out
+
+
 def run(cmd: list[str], log: Path) -> tuple[int, float]:
     start = time.perf_counter()
     with log.open("a") as f:
@@ -112,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, default=Path("docs/results/zero_shot.csv"))
     parser.add_argument("--summary", type=Path, default=None, help="also write the summary (Markdown) here")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--mean-z-only", action="store_true", help="only step 3 (and the summary)")
     args = parser.parse_args(argv)
-    if not args.report_only:
+    if args.mean_z_only:
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(lambda c: run(*c), mean_z_commands(args)))
+    elif not args.report_only:
         args.root.mkdir(parents=True, exist_ok=True)
         data = args.root / "data"
         if not (data / "meta.json").exists():
@@ -133,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             for future in concurrent.futures.as_completed(futures):
                 code, seconds = future.result()
                 print(f"{futures[future]}: exit {code} after {seconds / 60:.1f} min", flush=True)
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            for code, _ in pool.map(lambda c: run(*c), mean_z_commands(args)):
+                if code:
+                    print(f"a mean-z evaluation exited with {code}", flush=True)
     report(args)
     return 0
 
