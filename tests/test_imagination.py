@@ -196,3 +196,22 @@ def test_discrete_actions_use_reinforce(env_name):
     metrics = agent.learn(batch)
     assert "policy/advantage" in metrics
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.nets.actor.parameters()))
+
+
+def test_continuation_head_learns_terminations_and_needs_its_targets():
+    from jepa_agents.world_models import WorldModelConfig, make_world_model
+
+    wm = WorldModelConfig(latent_dim=8, horizon=2, predictor_hidden=[16], num_slices=8, continue_weight=1.0)
+    model = make_world_model(wm, (3,), 1, False)
+    obs, actions = torch.randn(16, 3, 3), torch.rand(16, 2, 1) * 2 - 1
+    with pytest.raises(ValueError, match="continue_weight > 0 needs continues"):
+        jepa_loss(model, obs, actions, diagnostics=False)
+    # episodes that end exactly when the first state coordinate of the next observation is positive
+    continues = (obs[:, 1:, 0] <= 0).float()  # [B, K]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        loss, metrics = jepa_loss(model, obs, actions, continues=continues, diagnostics=False)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(metrics["wm/continue_loss"]) < 0.2  # from log 2 = 0.69 at the start
