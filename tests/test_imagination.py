@@ -215,3 +215,32 @@ def test_continuation_head_learns_terminations_and_needs_its_targets():
         loss.backward()
         opt.step()
     assert float(metrics["wm/continue_loss"]) < 0.2  # from log 2 = 0.69 at the start
+
+
+def test_continuous_reinforce_has_no_path_through_the_model():
+    from tensordict import TensorDict
+
+    from jepa_agents.agents.imagination import ImaginationAgent
+    from jepa_agents.agents.imagination_config import ImaginationConfig
+    from jepa_agents.world_models import WorldModelConfig, make_world_model
+
+    wm = WorldModelConfig(
+        latent_dim=16, horizon=2, predictor_hidden=[32], num_slices=16, reward_weight=1.0, continue_weight=1.0
+    )
+    cfg = ImaginationConfig(batch_size=8, imagine_horizon=4, actor_hidden=[32], critic_hidden=[32])
+    for grad, has_path in (("backprop", True), ("reinforce", False)):
+        cfg.actor_grad = grad
+        torch.manual_seed(0)
+        agent = ImaginationAgent(
+            cfg, make_world_model(wm, (5,), 2, False), "state", 2, False, CPU, num_envs=1, action_repeat=1,
+            max_consecutive_nan=3,
+        )  # fmt: skip
+        traj = agent.imagine(torch.randn(6, 16), 4)
+        assert traj["action"].requires_grad == has_path and traj["log_prob"].requires_grad
+        batch = TensorDict(
+            {"state": torch.randn(8, 3, 5), "action": torch.rand(8, 3, 2) * 2 - 1,
+             "reward": torch.rand(8, 3, 1), "terminated": torch.zeros(8, 3, 1, dtype=torch.bool)},
+            batch_size=[8, 3],
+        )  # fmt: skip
+        metrics = agent.learn(batch)
+        assert ("policy/advantage" in metrics) == (grad == "reinforce")

@@ -11,8 +11,9 @@ as MuDreamer). Per gradient update, from ``B`` replay slices of ``K + 1`` steps:
 3. **Returns** (:func:`~.imagination_losses.lambda_returns`): λ-returns bootstrapped by a slow critic
    ``V̄``, divided by ``max(1, S)`` with ``S`` the running 5-95 percentile range (:class:`ReturnScale`).
 4. **Actor**: continuous actions back-propagate the returns through the learned dynamics
-   (:func:`~.imagination_losses.actor_loss_backprop`); discrete actions use REINFORCE with the critic as
-   baseline (:func:`~.imagination_losses.actor_loss_reinforce`); both with an entropy bonus ``η``.
+   (:func:`~.imagination_losses.actor_loss_backprop`, ``agent.actor_grad=backprop``); discrete actions (and
+   continuous ones with ``actor_grad=reinforce``) use REINFORCE with the critic as baseline
+   (:func:`~.imagination_losses.actor_loss_reinforce`); both with an entropy bonus ``η``.
 5. **Critic** (:func:`~.imagination_losses.critic_loss`): ``V(sg(z_t))`` regressed on ``sg(R_t)``,
    weighted by ``Π γ c``; ``V̄`` follows ``V`` by Polyak averaging.
 
@@ -42,7 +43,7 @@ from jepa_agents.agents.imagination_losses import (
     trajectory_weights,
 )
 from jepa_agents.agents.return_norm import ReturnScale
-from jepa_agents.agents.sac import TanhGaussianActor
+from jepa_agents.agents.sac import TanhGaussianActor, tanh_gaussian_log_prob
 from jepa_agents.data.replay import Replay
 from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
 from jepa_agents.infra.nan_guard import NaNGuard
@@ -101,6 +102,7 @@ class ImaginationAgent:
         self.nets = ImaginationNetworks(model, actor, critic).to(device)
         self.return_scale = ReturnScale(cfg.return_decay).to(device)
         self.seq_len = model.cfg.horizon + 1
+        self._reinforce = discrete or cfg.actor_grad == "reinforce"
         self.optimizers = {
             "model": torch.optim.Adam(self.nets.model.parameters(), lr=cfg.lr_model),
             "actor": torch.optim.Adam(self.nets.actor.parameters(), lr=cfg.lr_actor),
@@ -136,6 +138,11 @@ class ImaginationAgent:
             dist = torch.distributions.Categorical(logits=actor(z.detach()))
             index = dist.sample()
             return F.one_hot(index, self.action_dim).float(), dist.log_prob(index), dist.entropy()
+        if self._reinforce:  # a sample without a path to the model; log π and entropy carry the gradient
+            mean, log_std = actor(z.detach())
+            u = (mean + log_std.exp() * torch.randn_like(mean)).detach()  # [N, A]
+            entropy = (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)  # the Gaussian's, [N]
+            return torch.tanh(u), tanh_gaussian_log_prob(mean, log_std, u).squeeze(-1), entropy
         action, log_prob = actor.sample(z)  # [N, A], [N, 1]
         return action, log_prob.squeeze(-1), -log_prob.squeeze(-1)  # one-sample entropy estimate
 
@@ -210,7 +217,7 @@ class ImaginationAgent:
         returns = lambda_returns(traj["reward"], boot, traj["continue"], cfg.lam, cfg.gamma)  # [H, N]
         weights = trajectory_weights(traj["continue"], cfg.gamma)  # [H, N]
         scale = mean_over_ranks({"s": self.return_scale.update(returns)})["s"]  # the same on every rank
-        if self.discrete:
+        if self._reinforce:
             baseline = nets.critic(traj["z"][:-1].detach()).squeeze(-1).detach()
             actor_loss, m_pi = actor_loss_reinforce(
                 returns, baseline, traj["log_prob"], traj["entropy"], weights, scale, cfg.entropy_coef

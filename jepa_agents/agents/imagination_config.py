@@ -27,6 +27,10 @@ class ImaginationConfig:
     """Discount ``γ`` per agent step."""
     lam: float = 0.95
     """``λ`` of the λ-returns (DreamerV3: 0.95)."""
+    actor_grad: str = "backprop"
+    """Continuous actions: ``backprop`` (the λ-returns differentiated through the learned dynamics, Dreamer
+    v1) or ``reinforce`` (score-function gradients with the critic as baseline, no gradient through the
+    world model; DreamerV3's estimator). Discrete actions always use ``reinforce``."""
     entropy_coef: float = 3e-4
     """Entropy bonus ``η`` of the actor loss, on returns normalized by their range (DreamerV3: 3e-4)."""
     return_decay: float = 0.99
@@ -58,6 +62,7 @@ class ImaginationConfig:
         checks = {
             "batch_size": self.batch_size >= 1,
             "imagine_horizon": self.imagine_horizon >= 1,
+            "actor_grad": self.actor_grad in ("backprop", "reinforce"),
             "gamma": 0 < self.gamma <= 1,
             "lam": 0 <= self.lam <= 1,
             "entropy_coef": self.entropy_coef >= 0,

@@ -65,17 +65,19 @@ class Trunk(nn.Module):
         return self._net(z)
 
 
-def tanh_gaussian_sample(mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
-    """Reparameterized ``a = tanh(u)``, ``u ~ N(mean, exp(log_std)²)`` and ``log π(a)`` ``[*, 1]``.
-
-    ``log π(a) = Σ_i [log N(u_i) - log(1 - tanh²(u_i))]`` with the stable
-    ``log(1 - tanh²(u)) = 2·(log 2 - u - softplus(-2u))``.
-    """
-    std = log_std.exp()
-    u = mean + std * torch.randn_like(mean)  # [*, A]
-    log_normal = -0.5 * ((u - mean) / std).square() - log_std - 0.5 * math.log(2 * math.pi)
+def tanh_gaussian_log_prob(mean: Tensor, log_std: Tensor, u: Tensor) -> Tensor:
+    """``log π(tanh(u))`` ``[*, 1]`` of the tanh-Gaussian with pre-tanh ``u`` ``[*, A]``:
+    ``Σ_i [log N(u_i; mean_i, exp(log_std_i)²) - log(1 - tanh²(u_i))]`` with the stable
+    ``log(1 - tanh²(u)) = 2·(log 2 - u - softplus(-2u))``."""
+    log_normal = -0.5 * ((u - mean) / log_std.exp()).square() - log_std - 0.5 * math.log(2 * math.pi)
     log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
-    return torch.tanh(u), (log_normal - log_det).sum(-1, keepdim=True)
+    return (log_normal - log_det).sum(-1, keepdim=True)
+
+
+def tanh_gaussian_sample(mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
+    """Reparameterized ``a = tanh(u)``, ``u ~ N(mean, exp(log_std)²)``, and ``log π(a)`` ``[*, 1]``."""
+    u = mean + log_std.exp() * torch.randn_like(mean)  # [*, A]
+    return torch.tanh(u), tanh_gaussian_log_prob(mean, log_std, u)
 
 
 class TanhGaussianActor(nn.Module):
