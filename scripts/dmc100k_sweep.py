@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from jepa_agents.infra.checkpoint import checkpoint_step, latest_checkpoint
+from jepa_agents.infra.checkpoint import finished_step
 
 TOTAL = 100_000
 ROWS: dict[str, tuple[list[str], list[int]]] = {
@@ -37,8 +37,7 @@ ROWS: dict[str, tuple[list[str], list[int]]] = {
 def command(root: Path, row: str, seed: int) -> list[str] | None:
     """The command that brings run ``row``/``seed`` forward, or None when it is complete."""
     run_dir = root / f"{row}_s{seed}"
-    last = latest_checkpoint(run_dir / "checkpoints") if run_dir.exists() else None
-    if last is not None and checkpoint_step(last) >= TOTAL:
+    if finished_step(run_dir / "checkpoints", TOTAL) is not None:
         return None
     base = [sys.executable, "-m", "jepa_agents.cli", "train"]
     if run_dir.exists():

@@ -24,21 +24,24 @@ import sys
 import time
 from pathlib import Path
 
-from jepa_agents.infra.checkpoint import checkpoint_step, latest_checkpoint
-from jepa_agents.zero_shot.results import read_rows, summary
+from jepa_agents.config.load import compose
+from jepa_agents.infra.checkpoint import finished_step
+from jepa_agents.zero_shot.config import ZERO_SHOT
+from jepa_agents.zero_shot.results import method_label, read_rows, summary
 
-DOMAINS: dict[str, dict[str, list[str]]] = {
+DOMAINS: dict[str, dict] = {
     "maze": {
+        "updates": 15_000,
         "collect": ["env.name=torch/point_mass_maze", "zs_explorer=random", "start=uniform",
                     "num_transitions=100000", "num_envs=50"],
         # CPU budget (docs/zero_shot.md): the reference's point-mass discount, a faster target (tau 0.05)
         # so that 15k updates propagate the successor features (sf/ratio), the CPU-sized networks
         "train": ["env.name=torch/point_mass_maze", "agent.discount=0.99", "agent.tau_encoder=0.05",
-                  "agent.tau_predictor=0.05", "train.num_updates=15000", "train.checkpoint_every=5000",
-                  "train.sf_check_every=1500", "eval.episodes=20"],
+                  "agent.tau_predictor=0.05", "train.checkpoint_every=5000", "train.sf_check_every=1500",
+                  "eval.episodes=20"],
     },
 }  # fmt: skip
-"""Domain -> the collect and train overrides of its comparison."""
+"""Domain -> the training budget (updates) and the collect and train overrides of its comparison."""
 METHODS = {
     "td_jepa_ortho": "zs_agent=td_jepa_ortho",
     "td_jepa_sigreg": "zs_agent=td_jepa_sigreg",
@@ -49,20 +52,16 @@ METHODS = {
 
 def train_command(args, method: str, seed: int) -> list[str] | None:
     """The command that brings ``method``/``seed`` forward, or None when it is complete."""
-    run_dir = args.root / f"{method}_s{seed}"
-    last = latest_checkpoint(run_dir / "checkpoints") if run_dir.exists() else None
-    total = int(
-        next(o for o in DOMAINS[args.domain]["train"] if o.startswith("train.num_updates=")).split("=")[1]
-    )
-    if last is not None and checkpoint_step(last) >= total:
+    run_dir, domain = args.root / f"{method}_s{seed}", DOMAINS[args.domain]
+    if finished_step(run_dir / "checkpoints", domain["updates"]) is not None:
         return None
     base = [sys.executable, "-m", "jepa_agents.cli", "train-zero-shot"]
-    if last is not None:
+    if (run_dir / "config.yaml").exists():
         return [*base, f"resume={run_dir}", "logging.progress_bar=false"]
     return [
         *base, f"dataset={args.root / 'data'}", METHODS[method], f"seed={seed}",
-        *DOMAINS[args.domain]["train"], f"eval.results_csv={args.csv.resolve()}", "num_threads=1",
-        "device=cpu", "logging.progress_bar=false", f"run_dir={run_dir}",
+        f"train.num_updates={domain['updates']}", *domain["train"], f"eval.results_csv={args.csv.resolve()}",
+        "num_threads=1", "device=cpu", "logging.progress_bar=false", f"run_dir={run_dir}",
     ]  # fmt: skip
 
 
@@ -70,11 +69,14 @@ def mean_z_commands(args) -> list[tuple[list[str], Path]]:
     """``eval-zero-shot <run> eval.z_inference=mean`` for each finished TD-JEPA run without such rows."""
     done = {(r["method"], r["seed"]) for r in read_rows(args.csv)}
     out = []
-    for method in (m for m in args.methods if m.startswith("td_jepa")):
-        label = {"td_jepa_ortho": "td_jepa_orthonormality", "td_jepa_sigreg": "td_jepa_sigreg"}[method]
+    for method in args.methods:
+        agent = compose(["dataset=unused", METHODS[method]], ZERO_SHOT).agent
+        if agent.name != "td_jepa":
+            continue
+        label = method_label(agent, "mean")
         for seed in args.seeds:
             run_dir = args.root / f"{method}_s{seed}"
-            if train_command(args, method, seed) is None and (f"{label}+mean_z", str(seed)) not in done:
+            if train_command(args, method, seed) is None and (label, str(seed)) not in done:
                 cmd = [sys.executable, "-m", "jepa_agents.cli", "eval-zero-shot", str(run_dir),
                        "eval.z_inference=mean", "num_threads=1", "device=cpu"]  # fmt: skip
                 out.append((cmd, args.root / f"{method}_s{seed}.log"))

@@ -4,13 +4,13 @@ resume; bad launches fail with one clear line and never hang."""
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -19,7 +19,7 @@ import torch.multiprocessing as mp
 from tensordict import TensorDict
 
 import envs
-from jepa_agents.agents import make_agent
+from jepa_agents.agents import make_agent, sac
 from jepa_agents.config.load import compose as compose_root
 from jepa_agents.data.replay import Replay
 from jepa_agents.infra import distributed
@@ -74,21 +74,12 @@ SAC_OVERRIDES = [
 ]  # fmt: skip
 
 
-def _deterministic_tanh_gaussian(mean, log_std):
-    """The SAC policy sample with its noise set to zero (same log-probability formula)."""
-    from jepa_agents.agents import sac
-
-    u = mean
-    log_normal = -log_std - 0.5 * math.log(2 * math.pi) + 0.0 * u
-    log_det = 2.0 * (math.log(2.0) - u - torch.nn.functional.softplus(-2.0 * u))
-    assert sac.tanh_gaussian_sample is _deterministic_tanh_gaussian
-    return torch.tanh(u), (log_normal - log_det).sum(-1, keepdim=True)
+def _noiseless_tanh_gaussian(mean, log_std):
+    """The SAC policy sample with its noise set to zero (the same log-probability formula)."""
+    return torch.tanh(mean), sac.tanh_gaussian_log_prob(mean, log_std, mean)
 
 
 def _sac_agent():
-    from jepa_agents.agents import sac
-
-    sac.tanh_gaussian_sample = _deterministic_tanh_gaussian
     cfg = compose_train(SAC_OVERRIDES)
     env = envs.make(cfg.env.name, num_envs=2, seed=3, device=CPU, from_pixels=False)
     seed_everything(3)
@@ -126,7 +117,8 @@ def _update(kind: str, batch_path: Path, part: slice) -> tuple[dict[str, torch.T
         agent, _ = _sac_agent()
         _sgd(agent)
         batch = _sac_batch(batch_path)[part]
-        metrics = agent.learn(batch)
+        with mock.patch.object(sac, "tanh_gaussian_sample", _noiseless_tanh_gaussian):
+            metrics = agent.learn(batch)
         nets = agent.nets
     else:
         agent = _zero_shot_agent(kind)
@@ -152,8 +144,7 @@ def _rank_main(rank: int, kind: str, init_file: str, batch_path: str, out: str) 
 
 
 @pytest.mark.parametrize("kind", ["td_jepa_sigreg", "td_jepa_ortho", "fb", "sac"])
-def test_two_ranks_with_half_batches_equal_one_process_with_the_whole_batch(kind, tmp_path):
-    torch.set_num_threads(1)
+def test_two_ranks_with_half_batches_equal_one_process_with_the_whole_batch(kind, tmp_path, one_thread):
     batch_path = tmp_path / "batch.pt"
     if kind == "sac":
         _sac_batch(batch_path)
@@ -193,6 +184,16 @@ def _maze_dataset(root: Path) -> Path:
     return ds
 
 
+def _cut_back(run: Path, copy: Path) -> Path:
+    """``copy`` of ``run`` without its last checkpoint (main file and shards), as if killed before it."""
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(run, copy)
+    last = list_checkpoints(copy / "checkpoints")[-1]
+    for p in (copy / "checkpoints").glob(f"{last.stem}*"):
+        p.unlink()
+    return copy
+
+
 def _final_params(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])["agent"]["model"]
 
@@ -213,10 +214,7 @@ def test_torchrun_train_zero_shot_runs_checkpoints_and_resumes_exactly(tmp_path)
     ckpt = load_checkpoint(run / "checkpoints" / names[0])
     assert ckpt["world_size"] == 2
     # a copy cut back to its first checkpoint resumes to the same final parameters
-    cut = tmp_path / "cut"
-    shutil.copytree(run, cut)
-    for p in (cut / "checkpoints").glob("ckpt_000000000030*"):
-        p.unlink()
+    cut = _cut_back(run, tmp_path / "cut")
     resumed = _torchrun("train-zero-shot", f"resume={cut}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final, again = _final_params(run), _final_params(cut)
@@ -224,10 +222,7 @@ def test_torchrun_train_zero_shot_runs_checkpoints_and_resumes_exactly(tmp_path)
     # another number of ranks, and a launch that disables distribution: one clear line each
     from jepa_agents.zero_shot.cli import train_main
 
-    shutil.rmtree(cut / "checkpoints")
-    shutil.copytree(run / "checkpoints", cut / "checkpoints")
-    for p in (cut / "checkpoints").glob("ckpt_000000000030*"):
-        p.unlink()
+    cut = _cut_back(run, tmp_path / "cut")
     with pytest.raises(distributed.DistributedError, match="written by 2 rank.*this launch has 1"):
         train_main([f"resume={cut}"])
     refused = subprocess.run(
@@ -253,10 +248,7 @@ def test_torchrun_train_online_runs_and_resumes(tmp_path):
     assert "ckpt_000000000800.rank1.pt" in names and "ckpt_000000001600.pt" in names
     shard = load_checkpoint(run / "checkpoints" / "ckpt_000000001600.rank1.pt")
     assert set(shard) >= {"replay", "rng", "env", "obs"}  # rank 1's own data
-    cut = tmp_path / "cut"
-    shutil.copytree(run, cut)
-    for p in (cut / "checkpoints").glob("ckpt_000000001600*"):
-        p.unlink()
+    cut = _cut_back(run, tmp_path / "cut")
     resumed = _torchrun("train", f"resume={cut}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a = load_checkpoint(run / "checkpoints" / "ckpt_000000001600.pt")["agent"]["nets"]

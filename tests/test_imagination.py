@@ -23,12 +23,7 @@ from jepa_agents.train.config import compose
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_lambda_returns_by_hand():
@@ -155,9 +150,8 @@ def test_learner_trains_end_to_end_and_resumes(tmp_path):
     for tag in ("wm/reward_loss", "wm/continue_loss", "policy/loss", "value/loss", "value/return_scale"):
         assert f",{tag}," in scalars
     final = load_checkpoint(list_checkpoints(run / "checkpoints")[-1])["agent"]
-    assert (
-        set(final) >= {"nets", "return_scale", "optimizers", "counters"} and final["counters"]["updates"] > 0
-    )
+    assert set(final) >= {"nets", "optimizers", "counters"} and final["counters"]["updates"] > 0
+    assert float(final["nets"]["return_scale.scale"]) > 0
     # cut back to the first checkpoint and resumed: the same final networks and return scale
     cut = tmp_path / "cut"
     shutil.copytree(run, cut)
@@ -167,11 +161,9 @@ def test_learner_trains_end_to_end_and_resumes(tmp_path):
     for key, value in final["nets"].items():
         if torch.is_tensor(value):  # (SIGReg's direction counter is extra state, a dict)
             assert torch.equal(value, again["nets"][key]), key
-    assert torch.equal(final["return_scale"]["scale"], again["return_scale"]["scale"])
 
 
-@pytest.mark.parametrize("env_name", ["torch/cartpole_swingup"])
-def test_discrete_actions_use_reinforce(env_name):
+def test_discrete_actions_use_reinforce():
     """A discrete action space (a one-hot imagination): the REINFORCE path runs and moves the actor."""
     from tensordict import TensorDict
 

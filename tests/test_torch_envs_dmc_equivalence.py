@@ -25,12 +25,7 @@ CASES = {  # torch task -> (dm_control domain, task, state tolerance, reward tol
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _actions(steps: int, dim: int) -> np.ndarray:

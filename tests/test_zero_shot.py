@@ -29,13 +29,7 @@ from jepa_agents.zero_shot.td_jepa import DegenerateTaskError
 MAZE = "torch/point_mass_maze"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small networks: one intra-op thread is fastest (and fair to a shared CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(*overrides: str):

@@ -65,11 +65,11 @@ class CategoricalActor(nn.Module):
 
 
 class ImaginationNetworks(nn.Module):
-    """The world model, the actor, the critic ``V(z)`` and its slow copy ``V̄``."""
+    """The world model, the actor, the critic ``V(z)``, its slow copy ``V̄`` and the return scale."""
 
-    def __init__(self, model: JEPAWorldModel, actor: nn.Module, critic: nn.Module):
+    def __init__(self, model: JEPAWorldModel, actor: nn.Module, critic: nn.Module, return_scale: ReturnScale):
         super().__init__()
-        self.model, self.actor, self.critic = model, actor, critic
+        self.model, self.actor, self.critic, self.return_scale = model, actor, critic, return_scale
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
 
 
@@ -99,12 +99,12 @@ class ImaginationAgent:
             else TanhGaussianActor(d, action_dim, 0, cfg.actor_hidden, cfg.log_std_min, cfg.log_std_max)
         )
         critic = MLP(d, cfg.critic_hidden, 1, "relu")
-        self.nets = ImaginationNetworks(model, actor, critic).to(device)
-        self.return_scale = ReturnScale(cfg.return_decay).to(device)
+        self.nets = ImaginationNetworks(model, actor, critic, ReturnScale(cfg.return_decay)).to(device)
         self.seq_len = model.cfg.horizon + 1
         self._reinforce = discrete or cfg.actor_grad == "reinforce"
+        model_params = [p for p in self.nets.model.parameters() if p.requires_grad]  # not an EMA target
         self.optimizers = {
-            "model": torch.optim.Adam(self.nets.model.parameters(), lr=cfg.lr_model),
+            "model": torch.optim.Adam(model_params, lr=cfg.lr_model),
             "actor": torch.optim.Adam(self.nets.actor.parameters(), lr=cfg.lr_actor),
             "critic": torch.optim.Adam(self.nets.critic.parameters(), lr=cfg.lr_critic),
         }
@@ -207,24 +207,26 @@ class ImaginationAgent:
             diagnostics=diagnostics,
         )  # fmt: skip
         start = z.detach().reshape(-1, z.shape[-1])  # [N, D], N = B·(K+1)
-        nets.model.requires_grad_(False)
+        trained = self.optimizers["model"].param_groups[0]["params"]
+        for p in trained:  # frozen for the policy loss: its gradient reaches the actions, not the model
+            p.requires_grad_(False)
         try:
             traj = self.imagine(start, cfg.imagine_horizon)
         finally:
-            nets.model.requires_grad_(True)
+            for p in trained:
+                p.requires_grad_(True)
         with torch.no_grad():
             boot = nets.critic_target(traj["z"]).squeeze(-1)  # [H+1, N]
         returns = lambda_returns(traj["reward"], boot, traj["continue"], cfg.lam, cfg.gamma)  # [H, N]
         weights = trajectory_weights(traj["continue"], cfg.gamma)  # [H, N]
-        scale = mean_over_ranks({"s": self.return_scale.update(returns)})["s"]  # the same on every rank
+        scale = mean_over_ranks({"s": nets.return_scale.update(returns)})["s"]  # the same on every rank
+        values = nets.critic(traj["z"][:-1].detach()).squeeze(-1)  # [H, N]
         if self._reinforce:
-            baseline = nets.critic(traj["z"][:-1].detach()).squeeze(-1).detach()
             actor_loss, m_pi = actor_loss_reinforce(
-                returns, baseline, traj["log_prob"], traj["entropy"], weights, scale, cfg.entropy_coef
+                returns, values.detach(), traj["log_prob"], traj["entropy"], weights, scale, cfg.entropy_coef
             )
         else:
             actor_loss, m_pi = actor_loss_backprop(returns, traj["entropy"], weights, scale, cfg.entropy_coef)
-        values = nets.critic(traj["z"][:-1].detach()).squeeze(-1)  # [H, N]
         value_loss, m_v = critic_loss(values, returns, weights)
         losses = {"model": wm_loss, "actor": actor_loss, "critic": value_loss}
         if not self._step(losses):
@@ -265,7 +267,6 @@ class ImaginationAgent:
     def state_dict(self) -> dict[str, Any]:
         return {
             "nets": self.nets.state_dict(),
-            "return_scale": self.return_scale.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "counters": dict(self.counters),
             "nan_guard": self.nan_guard.state_dict(),
@@ -273,7 +274,6 @@ class ImaginationAgent:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.nets.load_state_dict(state["nets"])
-        self.return_scale.load_state_dict(state["return_scale"])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         self.counters = dict(state["counters"])

@@ -109,6 +109,14 @@ def checkpoint_step(path: Path) -> int:
     return int(match.group(1))
 
 
+def finished_step(directory: Path, total: int) -> int | None:
+    """The step of the latest checkpoint in ``directory`` when it reached ``total`` (a complete run),
+    else None."""
+    last = latest_checkpoint(directory)
+    step = checkpoint_step(last) if last is not None else None
+    return step if step is not None and step >= total else None
+
+
 def latest_checkpoint(directory: Path) -> Path | None:
     found = list_checkpoints(directory)
     return found[-1] if found else None

@@ -44,11 +44,10 @@ class DistributedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Context:
-    """Where this process stands: ``rank`` of ``world_size``, ``local_rank`` on its machine."""
+    """Where this process stands: ``rank`` of ``world_size``."""
 
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -63,7 +62,7 @@ def launched() -> bool:
 def context() -> Context:
     """The current process group's view (a single process without one)."""
     if dist.is_available() and dist.is_initialized():
-        return Context(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return Context(dist.get_rank(), dist.get_world_size())
     return Context()
 
 
@@ -107,9 +106,9 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def rank_seed(seed: int, rank: int | None = None) -> int:
-    """The seed of rank ``rank``'s own streams (environments, data sampling): ``seed`` on rank 0."""
-    return seed + (context().rank if rank is None else rank) * RANK_SEED_STRIDE
+def rank_seed(seed: int) -> int:
+    """The seed of this rank's own streams (environments, data sampling): ``seed`` on rank 0."""
+    return seed + context().rank * RANK_SEED_STRIDE
 
 
 class _AllReduceSum(torch.autograd.Function):

@@ -41,7 +41,6 @@ Reference values on the same quadrature: an isotropic Gaussian batch has expecte
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
 from jepa_agents.infra.distributed import global_sum, world_size
@@ -67,15 +66,6 @@ def random_directions(dim: int, num: int, seed: int) -> Tensor:
     gen = torch.Generator().manual_seed(seed)
     a = torch.randn(dim, num, generator=gen, dtype=torch.float32)
     return a / a.norm(dim=0, keepdim=True)
-
-
-def _global_count(n: int, device: torch.device) -> Tensor | int:
-    """Batch size summed over ranks (a device tensor under DDP, so no host sync)."""
-    if world_size() > 1:
-        count = torch.tensor(float(n), device=device)
-        dist.all_reduce(count, op=dist.ReduceOp.SUM)
-        return count
-    return n
 
 
 class _CharacteristicSums(torch.autograd.Function):
@@ -106,7 +96,7 @@ def sliced_epps_pulley(proj: Tensor, t: Tensor, phi: Tensor, weights: Tensor) ->
     """
     sums = _CharacteristicSums.apply(proj, t)  # [2, ..., M, K]
     sums = global_sum(sums)
-    n = _global_count(proj.shape[-2], proj.device)
+    n = global_sum(proj.new_tensor(float(proj.shape[-2]))) if world_size() > 1 else proj.shape[-2]
     cos_mean, sin_mean = sums[0] / n, sums[1] / n
     err = (cos_mean - phi).square() + sin_mean.square()  # [..., M, K]
     return (err @ weights) * n  # [..., M]

@@ -123,10 +123,10 @@ class Lifecycle(abc.ABC):
             return 0
         ckpt = load_checkpoint(path, self.config_hash)
         distributed.check_world_size(ckpt.get("world_size"), path)
-        if not self.ctx.is_main:
-            ckpt.update({k: v for k, v in load_shard(path, self.ctx.rank).items() if k in self.rank_keys})
         if self.ctx.is_main:
             print(f"resuming {self.run_dir} from checkpoint at step {ckpt['step']} ({path.name})", flush=True)
+        else:
+            ckpt.update({k: v for k, v in load_shard(path, self.ctx.rank).items() if k in self.rank_keys})
         self.load_state(ckpt)
         return int(ckpt["step"])
 

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from jepa_agents.config.load import config_hash
 from jepa_agents.infra import distributed
-from jepa_agents.infra.checkpoint import checkpoint_step, latest_checkpoint
+from jepa_agents.infra.checkpoint import finished_step
 from jepa_agents.infra.device import configure_threads, resolve_device
 from jepa_agents.infra.run_dir import prepare_run_dir
 from jepa_agents.train.lifecycle import TrainingError
@@ -37,11 +37,8 @@ class RunStartError(RuntimeError):
 def _refuse_complete_run(cfg: DictConfig) -> None:
     """A resumed run whose latest checkpoint is at ``train.total_env_steps`` is complete: say so before
     anything is opened for writing (its scores, checkpoints, GIFs and curve stay as they are)."""
-    path = latest_checkpoint(Path(cfg.run_dir) / "checkpoints")
-    if path is None:
-        return
-    step = checkpoint_step(path)
-    if step >= cfg.train.total_env_steps:
+    step = finished_step(Path(cfg.run_dir) / "checkpoints", cfg.train.total_env_steps)
+    if step is not None:
         raise RunStartError(
             f"{cfg.run_dir} is complete ({step} of train.total_env_steps={cfg.train.total_env_steps} env "
             "steps, final checkpoint and evaluation written); nothing to resume. To train for longer, "

@@ -130,8 +130,14 @@ class WorldModelConfig:
             raise ValueError("world_model.latent_dim, horizon and num_slices must be >= 1")
         if not 0.0 < self.ema_tau <= 1.0:
             raise ValueError(f"world_model.ema_tau must be in (0, 1], got {self.ema_tau}")
-        weights = (self.reg_weight, self.reward_weight, self.continue_weight, self.value_weight)
-        if min(*weights, self.inverse_weight) < 0:
+        weights = (
+            self.reg_weight,
+            self.reward_weight,
+            self.continue_weight,
+            self.value_weight,
+            self.inverse_weight,
+        )
+        if min(weights) < 0:
             raise ValueError("world_model loss weights must be >= 0")
         if self.name == "seq_jepa" and self.latent_dim % self.seq_heads:
             raise ValueError(

@@ -20,10 +20,8 @@ from torch import Tensor
 import envs
 from jepa_agents.infra.run_dir import atomic_write_text
 from jepa_agents.zero_shot.evaluate import domain_tasks
-from jepa_agents.zero_shot.tasks import REWARDED
+from jepa_agents.zero_shot.tasks import MIN_REWARDED, REWARDED, rewarded_fraction
 
-MIN_REWARDED = 0.01
-"""Tasks with a smaller rewarded fraction are flagged: the data hardly shows their goal."""
 MAX_STATES = 20_000
 """Larger datasets are reported on this many transitions drawn uniformly (fixed seed): dm_control
 relabeling sets each state in MuJoCo one by one."""
@@ -49,8 +47,7 @@ def coverage(env_name: str, physics: Tensor) -> dict:
         raise ValueError(f"coverage needs physics states [M, P] with M >= 1, got {tuple(physics.shape)}")
     rewarded = {}
     for task in domain_tasks(env_name):
-        reward = envs.relabel(env_name, physics, task=task)  # [M]
-        rewarded[task] = float((reward >= REWARDED).float().mean())
+        rewarded[task] = rewarded_fraction(envs.relabel(env_name, physics, task=task))  # of [M]
     report = {
         "transitions": int(physics.shape[0]),
         "rewarded_threshold": REWARDED,

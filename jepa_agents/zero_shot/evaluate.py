@@ -34,13 +34,14 @@ from jepa_agents.train.online import make_env
 from jepa_agents.zero_shot.results import method_label, write_results
 from jepa_agents.zero_shot.tasks import (
     GOAL_SUFFIX,
-    REWARDED,
+    MIN_REWARDED,
     EvalTask,
     builtin_goal_task,
     builtin_task,
     custom_reward_task,
     goal_task,
     load_reward_fn,
+    rewarded_fraction,
 )
 from jepa_agents.zero_shot.td_jepa import DegenerateTaskError
 
@@ -180,7 +181,7 @@ def baselines(
         torch.manual_seed(cfg.seed + EVAL_SEED_OFFSET)
         batch = dataset.sample(min(cfg.eval.inference_samples, len(dataset)))
         for task in tasks:
-            row = {"rewarded": float((task.reward(batch["next", "physics"]) >= REWARDED).float().mean())}
+            row = {"rewarded": rewarded_fraction(task.reward(batch["next", "physics"]))}
             for name, act in policies.items():
                 env.set_seed(cfg.seed + EVAL_SEED_OFFSET)
                 returns = run_policy(act, env, task, cfg.agent.obs_key, cfg.eval.max_episode_steps, device)
@@ -266,7 +267,7 @@ def report(
         row = f"  {label:28s} {mean:10.2f} {std:8.2f} {n if task != 'mean' else '':>8}"
         if context and task in context:
             c = context[task]
-            flag = "  ! under 1 %: not evaluable on this data" if c["rewarded"] < 0.01 else ""
+            flag = "  ! under 1 %: not evaluable on this data" if c["rewarded"] < MIN_REWARDED else ""
             row += f" {c['zero_action']:9.2f} {c['random']:8.2f} {100 * c['rewarded']:9.2f}{flag}"
         print(row)
     path = run_dir / f"{name}.csv"

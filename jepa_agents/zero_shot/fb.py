@@ -67,11 +67,8 @@ class FBModel(ZeroShotModel):
 
     @torch.no_grad()
     def reward_weights(self, next_obs: Tensor, rewards: Tensor) -> Tensor:
-        """``w = (1/N) Σ_i r_i B(s'_i)``: ``rewards`` ``[N]`` -> ``[d]``, or ``[N, k]`` -> ``[k, d]``."""
-        feats = self.task_features(next_obs)  # [N, d]
-        r = rewards.to(feats).reshape(feats.shape[0], -1)  # [N, k]
-        w = r.T @ feats / feats.shape[0]  # [k, d]
-        return w[0] if rewards.ndim == 1 else w
+        """``w = (1/N) Σ_i r_i B(s'_i)`` (:meth:`mean_reward_weights`)."""
+        return self.mean_reward_weights(next_obs, rewards)
 
     def successor(self, obs: Tensor, action: Tensor, z: Tensor) -> Tensor:
         """``F(e(s), a, z)`` averaged over the ensemble ``[B, d]``."""

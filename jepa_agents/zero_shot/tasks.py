@@ -34,10 +34,17 @@ RewardFn = Callable[[Tensor], Tensor]
 REWARDED = 0.1
 """A transition counts as rewarded for a task when its reward is at least this (the goal-reaching rewards
 are 1 inside the goal and 0.1 at its margin); used by the coverage report and the evaluation table."""
+MIN_REWARDED = 0.01
+"""Tasks whose data is rewarded less often are flagged: the data hardly shows their goal."""
 GOAL_DOMAINS = ("torch/point_mass_maze",)
 GOAL_SUFFIX = "@goal"
 """Rows ``<task>@goal``: a built-in goal task with ``z`` from its goal observation instead of from rewards
 (``eval.goal_rows``), a diagnostic left out of the mean over tasks."""
+
+
+def rewarded_fraction(rewards: Tensor) -> float:
+    """Share of ``rewards`` (any shape) that count as rewarded (at least :data:`REWARDED`)."""
+    return float((rewards >= REWARDED).float().mean())
 
 
 class TaskSpecError(ValueError):

@@ -167,6 +167,15 @@ class ZeroShotModel(nn.Module):
         ``[N, k]`` -> ``[k, d]``."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def mean_reward_weights(self, next_obs: Tensor, rewards: Tensor) -> Tensor:
+        """``w = (1/N) Σ_i r_i f(s'_i)``, ``f`` = :meth:`task_features` (FB's rule): ``rewards`` ``[N]`` ->
+        ``[d]``, or ``[N, k]`` -> ``[k, d]``."""
+        feats = self.task_features(next_obs)  # [N, d]
+        r = rewards.to(feats).reshape(feats.shape[0], -1)  # [N, k]
+        w = r.T @ feats / feats.shape[0]  # [k, d]
+        return w[0] if rewards.ndim == 1 else w
+
     def successor(self, obs: Tensor, action: Tensor, z: Tensor) -> Tensor:
         """Predicted successor features ``[B, d]`` of ``π_z`` (ensemble mean), the left factor of ``Q``."""
         raise NotImplementedError
@@ -176,16 +185,13 @@ class ZeroShotModel(nn.Module):
         self, next_obs: Tensor, rewards: Tensor, task: str = "the task", rule: str = "own"
     ) -> Tensor:
         """``z = √d w/|w|`` ``[d]``; ``next_obs`` ``[N, *obs_shape]``, ``rewards`` ``[N]``. ``rule``: ``own``
-        (``w`` = :meth:`reward_weights`, the method's rule) or ``mean`` (``w = mean_i r_i f(s'_i)`` with
-        ``f`` = :meth:`task_features`, FB's rule for any model). NaN, constant rewards or a zero fit raise
+        (``w`` = :meth:`reward_weights`, the method's rule) or ``mean`` (:meth:`mean_reward_weights`, FB's
+        rule for any model). NaN, constant rewards or a zero fit raise
         :class:`DegenerateTaskError`."""
-        r = check_rewards(rewards, task).to(next_obs.device)
-        if rule == "own":
-            w = self.reward_weights(next_obs, r)
-        elif rule == "mean":
-            w = (r.unsqueeze(-1) * self.task_features(next_obs)).mean(0)  # [d]
-        else:
+        rules = {"own": self.reward_weights, "mean": self.mean_reward_weights}
+        if rule not in rules:
             raise ValueError(f"unknown z inference rule {rule!r}; choose own or mean")
+        w = rules[rule](next_obs, check_rewards(rewards, task).to(next_obs.device))  # [d]
         return checked_z(w, task).to(next_obs.device)
 
 

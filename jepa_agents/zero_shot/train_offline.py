@@ -22,7 +22,7 @@ from tqdm import tqdm
 from jepa_agents.config.load import config_hash
 from jepa_agents.data.offline import DatasetError, OfflineDataset, load_dataset
 from jepa_agents.infra import distributed
-from jepa_agents.infra.checkpoint import checkpoint_step, latest_checkpoint
+from jepa_agents.infra.checkpoint import finished_step
 from jepa_agents.infra.device import configure_threads, resolve_device
 from jepa_agents.infra.rng import rng_state, seed_everything, set_rng_state
 from jepa_agents.infra.run_dir import RunDirError, prepare_run_dir
@@ -163,10 +163,10 @@ def load_checked_dataset(cfg: DictConfig, device: torch.device) -> OfflineDatase
 def _refuse_complete_run(cfg: DictConfig) -> None:
     """A resumed run whose latest checkpoint is at ``train.num_updates`` is complete: say so before anything
     is written (its scores and checkpoints stay as they are)."""
-    path = latest_checkpoint(Path(cfg.run_dir) / "checkpoints")
-    if path is not None and checkpoint_step(path) >= cfg.train.num_updates:
+    step = finished_step(Path(cfg.run_dir) / "checkpoints", cfg.train.num_updates)
+    if step is not None:
         raise RunDirError(
-            f"{cfg.run_dir} is complete ({checkpoint_step(path)} of train.num_updates="
+            f"{cfg.run_dir} is complete ({step} of train.num_updates="
             f"{cfg.train.num_updates} updates, final checkpoint and evaluation written); nothing to resume. "
             "Evaluate it again with "
             f"`jepa-agents eval-zero-shot {cfg.run_dir}`, or train longer in a new run."
