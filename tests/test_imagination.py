@@ -236,3 +236,39 @@ def test_continuous_reinforce_has_no_path_through_the_model():
         )  # fmt: skip
         metrics = agent.learn(batch)
         assert ("policy/advantage" in metrics) == (grad == "reinforce")
+
+
+def test_backprop_actor_sees_the_value_beyond_the_horizon():
+    """With rewards and continuations that do not depend on the actions, the only path from the actions to
+    the actor loss is the bootstrap value ``V̄(z_{t+1})``: the actor must still move (a value computed
+    without gradient, as a myopic actor would see it, leaves it exactly where it was)."""
+    from tensordict import TensorDict
+
+    from jepa_agents.agents.imagination import ImaginationAgent
+    from jepa_agents.agents.imagination_config import ImaginationConfig
+    from jepa_agents.world_models import WorldModelConfig, make_world_model
+
+    wm = WorldModelConfig(
+        latent_dim=16, horizon=2, predictor_hidden=[32], num_slices=16, reward_weight=1.0, continue_weight=1.0
+    )
+    cfg = ImaginationConfig(
+        batch_size=8, imagine_horizon=1, actor_hidden=[32], critic_hidden=[32], entropy_coef=0.0
+    )
+    torch.manual_seed(0)
+    agent = ImaginationAgent(
+        cfg, make_world_model(wm, (5,), 2, False), "state", 2, False, CPU, num_envs=1, action_repeat=1,
+        max_consecutive_nan=3,
+    )  # fmt: skip
+    model = agent.nets.model
+    with torch.no_grad():
+        torch.nn.init.normal_(model._predictor.output_layer.weight, std=0.3)  # z_1 depends on a_0
+        for head in (model._reward_head, model._continue_head):  # constant in z and a
+            head.output_layer.weight.zero_()
+    batch = TensorDict(
+        {"state": torch.randn(8, 3, 5), "action": torch.rand(8, 3, 2) * 2 - 1, "reward": torch.rand(8, 3, 1),
+         "terminated": torch.zeros(8, 3, 1, dtype=torch.bool)},
+        batch_size=[8, 3],
+    )  # fmt: skip
+    before = [p.clone() for p in agent.nets.actor.parameters()]
+    agent.learn(batch)
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.nets.actor.parameters()))

@@ -10,8 +10,9 @@ as MuDreamer). Per gradient update, from ``B`` replay slices of ``K + 1`` steps:
    model's parameters frozen.
 3. **Returns** (:func:`~.imagination_losses.lambda_returns`): λ-returns bootstrapped by a slow critic
    ``V̄``, divided by ``max(1, S)`` with ``S`` the running 5-95 percentile range (:class:`ReturnScale`).
-4. **Actor**: continuous actions back-propagate the returns through the learned dynamics
-   (:func:`~.imagination_losses.actor_loss_backprop`, ``agent.actor_grad=backprop``); discrete actions (and
+4. **Actor**: continuous actions back-propagate the returns through the learned dynamics, rewards and
+   the slow critic's values ``V̄(z_t)`` alike (:func:`~.imagination_losses.actor_loss_backprop`,
+   ``agent.actor_grad=backprop``); discrete actions (and
    continuous ones with ``actor_grad=reinforce``) use REINFORCE with the critic as baseline
    (:func:`~.imagination_losses.actor_loss_reinforce`); both with an entropy bonus ``η``.
 5. **Critic** (:func:`~.imagination_losses.critic_loss`): ``V(sg(z_t))`` regressed on ``sg(R_t)``,
@@ -215,8 +216,9 @@ class ImaginationAgent:
         finally:
             for p in trained:
                 p.requires_grad_(True)
-        with torch.no_grad():
-            boot = nets.critic_target(traj["z"]).squeeze(-1)  # [H+1, N]
+        # [H+1, N]; differentiable in z (V̄'s own parameters are frozen): the backprop actor's gradient
+        # reaches the value beyond the horizon, not only the H imagined rewards (Dreamer v1)
+        boot = nets.critic_target(traj["z"]).squeeze(-1)
         returns = lambda_returns(traj["reward"], boot, traj["continue"], cfg.lam, cfg.gamma)  # [H, N]
         weights = trajectory_weights(traj["continue"], cfg.gamma)  # [H, N]
         scale = mean_over_ranks({"s": nets.return_scale.update(returns)})["s"]  # the same on every rank
