@@ -30,6 +30,7 @@ ROWS: dict[str, tuple[list[str], list[int]]] = {
     "no_regularizer": (["world_model.regularizer=none"], [0, 1]),
     "no_world_model": (["world_model=none"], [0, 1]),
     "dmc_sigreg": (["env=dmc/cartpole_swingup"], [0]),
+    "imagination": (["agent=imagination", "world_model=imagination"], [0, 1, 2]),
 }
 """Row name -> (overrides on top of the defaults, seeds)."""
 
@@ -61,7 +62,7 @@ def report(root: Path, out_dir: Path) -> None:
     if not runs:
         print(f"no runs under {root}")
         return
-    group = "world_model.name,world_model.regularizer,world_model.target"  # the env is the panel
+    group = "agent.name,world_model.name,world_model.regularizer,world_model.target"  # the env is the panel
     cmd = [
         sys.executable, "-m", "jepa_agents.cli", "plot", *runs, "--group-by", group,
         "--reference", "drqv2,dreamerv3", "--out", str(out_dir / "figures" / "dmc100k.png"),
