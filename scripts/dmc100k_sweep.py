@@ -25,6 +25,10 @@ from jepa_agents.infra.checkpoint import finished_step
 TOTAL = 100_000
 ROWS: dict[str, tuple[list[str], list[int]]] = {
     "sigreg": ([], [0, 1, 2]),
+    "sigreg_lr1e3": (
+        [f"agent.lr_{n}=1e-3" for n in ("actor", "critic", "encoder", "temperature")],
+        [0, 1, 2],
+    ),
     "spr_ema": (["world_model=spr_ema"], [0, 1]),
     "vicreg": (["world_model=jepa_vicreg"], [0, 1]),
     "no_regularizer": (["world_model.regularizer=none"], [0, 1]),
@@ -62,7 +66,8 @@ def report(root: Path, out_dir: Path) -> None:
     if not runs:
         print(f"no runs under {root}")
         return
-    group = "agent.name,world_model.name,world_model.regularizer,world_model.target"  # the env is the panel
+    # the env is the panel; the learning rate tells the DrQ-rate rows from the defaults
+    group = "agent.name,world_model.name,world_model.regularizer,world_model.target,agent.lr_critic"
     cmd = [
         sys.executable, "-m", "jepa_agents.cli", "plot", *runs, "--group-by", group,
         "--reference", "drqv2,dreamerv3", "--out", str(out_dir / "figures" / "dmc100k.png"),
