@@ -25,10 +25,7 @@ from jepa_agents.infra.checkpoint import finished_step
 TOTAL = 100_000
 ROWS: dict[str, tuple[list[str], list[int]]] = {
     "sigreg": ([], [0, 1, 2]),
-    "sigreg_lr1e3": (
-        [f"agent.lr_{n}=1e-3" for n in ("actor", "critic", "encoder", "temperature")],
-        [0, 1, 2],
-    ),
+    "sigreg_lr1e3": (["agent=sac_drq"], [0, 1, 2]),
     "spr_ema": (["world_model=spr_ema"], [0, 1]),
     "vicreg": (["world_model=jepa_vicreg"], [0, 1]),
     "no_regularizer": (["world_model.regularizer=none"], [0, 1]),
