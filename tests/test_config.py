@@ -1,5 +1,7 @@
 """Config composition and validation: typos and wrong types fail before anything runs."""
 
+from pathlib import Path
+
 import pytest
 from omegaconf import OmegaConf
 from omegaconf.errors import ReadonlyConfigError
@@ -82,3 +84,21 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
     assert "seed" in str(err.value)
     with pytest.raises(ConfigError, match="does not exist"):
         compose([f"resume={tmp_path / 'missing'}"])
+
+
+@pytest.mark.parametrize("group", ["agent", "world_model", "train"])
+def test_every_preset_of_a_group_composes(group):
+    """Each YAML preset of the online trainer's groups composes into a valid config (a preset with a typo
+    or an unknown key fails here, not in a user's run)."""
+    presets = sorted(p.stem for p in (Path(__file__).parents[1] / "configs" / group).glob("*.yaml"))
+    assert presets
+    for name in presets:
+        extra = ["world_model=imagination"] if (group, name) == ("agent", "imagination") else []
+        cfg = compose([f"{group}={name}", *extra])
+        assert cfg[group] is not None, name
+
+
+def test_sac_drq_differs_from_sac_in_the_learning_rates_only():
+    base, drq = compose(["agent=sac"]).agent, compose(["agent=sac_drq"]).agent
+    lrs = {"lr_actor", "lr_critic", "lr_encoder", "lr_temperature"}
+    assert {k for k in base if base[k] != drq[k]} == lrs and all(drq[k] == 1e-3 for k in lrs)
