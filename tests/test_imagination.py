@@ -4,6 +4,9 @@ model (imagined returns of a fixed policy against real ones), the learner end to
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -151,6 +154,11 @@ def test_learner_trains_end_to_end_and_resumes(tmp_path):
         assert f",{tag}," in scalars
     final = load_checkpoint(list_checkpoints(run / "checkpoints")[-1])["agent"]
     assert set(final) >= {"nets", "optimizers", "counters"} and final["counters"]["updates"] > 0
+    # the fidelity check reads the run: real vs imagined returns of its policy, one line
+    script = Path(__file__).parents[1] / "scripts" / "imagination_fidelity.py"
+    args = [sys.executable, str(script), str(run), "--starts", "4", "--warmup", "2", "--horizon", "3"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "3-step return from 4 starts: real" in out.stdout, out.stderr
     assert float(final["nets"]["return_scale.scale"]) > 0
     # cut back to the first checkpoint and resumed: the same final networks and return scale
     cut = tmp_path / "cut"

@@ -113,7 +113,8 @@ class ImaginationAgent:
         self.counters = {"updates": 0, "calls": 0, "credit": 0.0, "step": -1}
 
     # ------------------------------------------------------------------------------------ acting
-    def _policy(self, z: Tensor, eval_mode: bool) -> Tensor:
+    def policy(self, z: Tensor, eval_mode: bool) -> Tensor:
+        """Actions ``[N, A]`` (indices ``[N]``) at ``z [N, D]``: the mode if ``eval_mode``, else a sample."""
         if self.discrete:
             logits = self.nets.actor(z)
             return logits.argmax(-1) if eval_mode else torch.distributions.Categorical(logits=logits).sample()
@@ -127,7 +128,7 @@ class ImaginationAgent:
         nets.eval()  # running embedding statistics
         try:
             z = nets.model.encode(x.to(self.device, non_blocking=True))  # [N, D]
-            return self._policy(z, eval_mode).to(x.device)
+            return self.policy(z, eval_mode).to(x.device)
         finally:
             nets.train(was_training)
 
