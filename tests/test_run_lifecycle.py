@@ -207,3 +207,36 @@ def test_a_new_learner_is_one_registry_row(tmp_path, monkeypatch):
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir())[-1] == "ckpt_000000000400.pt"
     with pytest.raises(RunStartError, match="is complete"):
         train(validate(OmegaConf.create({**raw, "resume": "true"})))
+
+
+def test_a_run_started_before_a_setting_was_added_resumes(tmp_path):
+    """A run whose config.yaml (and checkpoint hashes) predate a schema key still resumes: the key is filled
+    in with its default and the checkpoints are checked against the config as saved; a checkpoint of
+    another config is still refused."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from jepa_agents.config.load import config_hash
+    from jepa_agents.infra.checkpoint import CheckpointError, list_checkpoints
+    from jepa_agents.train.run import train
+
+    run = tmp_path / "run"
+    train(compose([*TINY, "train.checkpoint_every=200", f"run_dir={run}"]))
+    list_checkpoints(run / "checkpoints")[-1].unlink()  # cut after the first checkpoint
+    # the run as the version before `world_model.continue_weight` existed wrote it
+    saved = OmegaConf.load(run / "config.yaml")
+    del saved.world_model["continue_weight"]
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(saved))
+    (first,) = list_checkpoints(run / "checkpoints")
+    payload = torch.load(first, weights_only=False)
+    torch.save({**payload, "config_hash": config_hash(saved)}, first)
+    train(compose([f"resume={run}"]))
+    assert len(list_checkpoints(run / "checkpoints")) == 2
+    # a checkpoint hashed over another config is refused, as before
+    other = tmp_path / "other"
+    train(compose([*TINY, "train.checkpoint_every=200", "seed=1", f"run_dir={other}"]))
+    list_checkpoints(other / "checkpoints")[-1].unlink()
+    (first,) = list_checkpoints(other / "checkpoints")
+    torch.save({**torch.load(first, weights_only=False), "config_hash": config_hash(saved)}, first)
+    with pytest.raises(CheckpointError, match="another config"):
+        train(compose([f"resume={other}"]))

@@ -194,6 +194,14 @@ def config_hash(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def saved_config_hash(run_dir: str | Path) -> str:
+    """The hash that a run directory's checkpoints carry: :func:`config_hash` of its ``config.yaml`` as
+    saved, with the keys of the version that started the run. A setting added to the schema later (with a
+    default that keeps the old computation) is filled in when the run is resumed but does not orphan its
+    checkpoints; a checkpoint of another run still fails the check."""
+    return config_hash(OmegaConf.load(Path(run_dir) / "config.yaml"))
+
+
 def _differences(a: DictConfig, b: DictConfig, keys: list[str]) -> list[str]:
     out = []
     for key in keys:

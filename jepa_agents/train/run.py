@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from jepa_agents.config.load import config_hash
+from jepa_agents.config.load import saved_config_hash
 from jepa_agents.infra import distributed
 from jepa_agents.infra.checkpoint import finished_step
 from jepa_agents.infra.device import configure_threads, resolve_device
@@ -52,7 +52,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, device: torch.device) -> Onlin
 
     trainer_cls, make_data = TRAINERS[trainer_kind(cfg.agent.name)]
     parts = build_parts(cfg, device, make_data)
-    trainer = trainer_cls(cfg, run_dir, device, parts, config_hash(cfg))
+    trainer = trainer_cls(cfg, run_dir, device, parts, saved_config_hash(run_dir))
     trainer.open(resume=bool(cfg.resume))
     return trainer
 

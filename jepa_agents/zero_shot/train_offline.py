@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from jepa_agents.config.load import config_hash
+from jepa_agents.config.load import saved_config_hash
 from jepa_agents.data.offline import DatasetError, OfflineDataset, load_dataset
 from jepa_agents.infra import distributed
 from jepa_agents.infra.checkpoint import finished_step
@@ -53,7 +53,7 @@ class OfflineTrainer(Lifecycle):
     def __init__(self, cfg: DictConfig, run_dir: Path, device: torch.device, agent, dataset: OfflineDataset):
         super().__init__(
             run_dir,
-            config_hash=config_hash(cfg),
+            config_hash=saved_config_hash(run_dir),
             total=cfg.train.num_updates,
             checkpoint_every=cfg.train.checkpoint_every,
             keep_checkpoints=cfg.train.keep_checkpoints,
