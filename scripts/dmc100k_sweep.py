@@ -4,7 +4,7 @@ Every row is a `jepa-agents train train=dmc_100k ...` run in ``<root>/<row>_s<se
 that holds a final checkpoint is skipped, one with an earlier checkpoint is continued with
 ``resume=<dir>`` (bit-exact), a missing one is started; so the sweep can be cut at any time and run
 again. At the end (or with ``--report-only``) the curves with the published references and the per-seed
-rows are written::
+rows of the complete runs are written::
 
     python scripts/dmc100k_sweep.py --root /work/runs/dmc100k                 # everything left to do
     python scripts/dmc100k_sweep.py --root /work/runs/dmc100k --rows sigreg   # only the main result
@@ -63,9 +63,9 @@ def run(cmd: list[str], log: Path) -> tuple[int, float]:
 
 
 def report(root: Path, out_dir: Path) -> None:
-    runs = sorted(str(p) for p in root.iterdir() if (p / "config.yaml").is_file())
+    runs = sorted(str(p) for p in root.iterdir() if finished_step(p / "checkpoints", TOTAL) is not None)
     if not runs:
-        print(f"no runs under {root}")
+        print(f"no complete runs under {root}")
         return
     # the env is the panel; the learning rate tells the DrQ-rate rows from the defaults
     group = "agent.name,world_model.name,world_model.regularizer,world_model.target,agent.lr_critic"
