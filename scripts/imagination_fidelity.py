@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, default=15, help="H, the steps compared")
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.starts < 2 or args.horizon < 1 or args.warmup < 0:
+        parser.error("need --starts >= 2 (a correlation over starts), --horizon >= 1 and --warmup >= 0")
     torch.set_num_threads(1)
     try:
         out = fidelity(args.run, args.starts, args.warmup, args.horizon, args.seed)

@@ -159,6 +159,8 @@ def test_learner_trains_end_to_end_and_resumes(tmp_path):
     args = [sys.executable, str(script), str(run), "--starts", "4", "--warmup", "2", "--horizon", "3"]
     out = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "3-step return from 4 starts: real" in out.stdout, out.stderr
+    bad = subprocess.run([*args[:2], str(tmp_path / "missing")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.startswith("error:")
     assert float(final["nets"]["return_scale.scale"]) > 0
     # cut back to the first checkpoint and resumed: the same final networks and return scale
     cut = tmp_path / "cut"
