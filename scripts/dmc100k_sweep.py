@@ -32,6 +32,8 @@ ROWS: dict[str, tuple[list[str], list[int]]] = {
     "no_world_model": (["world_model=none"], [0, 1]),
     # a hyperparameter: DrQ's learning rate 1e-3 instead of 3e-4
     "sigreg_lr1e3": (["agent=sac_drq"], [0, 1, 2]),
+    # the update-to-data ratio: two updates per agent step (24k updates in 100k frames)
+    "sigreg_utd2": (["agent.utd=2"], [0, 1, 2]),
     # the MuJoCo task with the same config
     "dmc_sigreg": (["env=dmc/cartpole_swingup"], [0]),
     # actor-critic in imagination on the same protocol
@@ -67,8 +69,8 @@ def report(root: Path, out_dir: Path) -> None:
     if not runs:
         print(f"no complete runs under {root}")
         return
-    # the env is the panel; the learning rate tells the DrQ-rate rows from the defaults
-    group = "agent.name,world_model.name,world_model.regularizer,world_model.target,agent.lr_critic"
+    # the env is the panel; the learning rate and the update ratio tell those rows from the defaults
+    group = "agent.name,world_model.name,world_model.regularizer,world_model.target,agent.lr_critic,agent.utd"
     cmd = [
         sys.executable, "-m", "jepa_agents.cli", "plot", *runs, "--group-by", group,
         "--reference", "drqv2,dreamerv3", "--out", str(out_dir / "figures" / "dmc100k.png"),
