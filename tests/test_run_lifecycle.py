@@ -240,3 +240,43 @@ def test_a_run_started_before_a_setting_was_added_resumes(tmp_path):
     torch.save({**torch.load(first, weights_only=False), "config_hash": config_hash(saved)}, first)
     with pytest.raises(CheckpointError, match="another config"):
         train(compose([f"resume={other}"]))
+
+
+def test_training_time_is_summed_over_the_sessions_of_a_resumed_run(tmp_path, capsys):
+    """Each checkpoint keeps the training time so far; a resumed run adds its own session to it and logs
+    the total as ``perf/train_s``, which the per-seed table reports (not first-to-last log time, which
+    would count the pause between sessions). A checkpoint that predates the counter gives no total."""
+    import csv
+
+    import torch
+
+    from jepa_agents.analysis.plot_cli import main as plot_main
+    from jepa_agents.infra.checkpoint import list_checkpoints
+    from jepa_agents.train.run import train
+
+    run = tmp_path / "runs" / "run"
+    train(compose([*TINY, "train.checkpoint_every=200", "logging.every=100", f"run_dir={run}"]))
+    final = torch.load(list_checkpoints(run / "checkpoints")[-1], weights_only=False)
+    assert 0 < final["train_seconds"] < 600
+    list_checkpoints(run / "checkpoints")[-1].unlink()  # cut after the first checkpoint
+    (first,) = list_checkpoints(run / "checkpoints")
+    torch.save({**torch.load(first, weights_only=False), "train_seconds": 5000.0}, first)  # a long session 1
+    capsys.readouterr()
+    train(compose([f"resume={run}"]))
+    assert "min of training over all sessions" in capsys.readouterr().out
+    logged = [float(r[2]) for r in csv.reader((run / "scalars.csv").open()) if r[1] == "perf/train_s"]
+    assert logged == sorted(logged) and 5000 < logged[-1] < 5600  # session 1's rows after step 200 dropped
+    assert torch.load(list_checkpoints(run / "checkpoints")[-1], weights_only=False)["train_seconds"] > 5000
+    seeds = tmp_path / "seeds.csv"
+    plot = [str(tmp_path / "runs"), "--out", str(tmp_path / "c.png"), "--seeds-out", str(seeds)]
+    assert plot_main(plot) == 0
+    assert float(next(csv.DictReader(seeds.open()))["wall_s"]) == round(logged[-1], 1)
+    # a checkpoint written before the counter existed: the total is unknown, nothing is logged for it
+    list_checkpoints(run / "checkpoints")[-1].unlink()
+    (first,) = list_checkpoints(run / "checkpoints")
+    payload = torch.load(first, weights_only=False)
+    del payload["train_seconds"]
+    torch.save(payload, first)
+    train(compose([f"resume={run}"]))
+    rows = [r for r in csv.reader((run / "scalars.csv").open()) if r[1] == "perf/train_s"]
+    assert all(int(float(r[0])) <= 200 for r in rows)

@@ -253,19 +253,28 @@ def write_tables(tables: Sequence[Table], out: str | Path) -> list[Path]:
 SEED_COLUMNS = ("env", "method", "seed", "frames", "return", "wall_s", "updates")
 
 
+def _wall_seconds(run) -> float | str:
+    """The run's training time in seconds, as :func:`write_seed_rows` documents it; '' when unknown."""
+    train_s = run.scalars.get("perf/train_s")
+    if train_s is not None and len(train_s):
+        return round(float(train_s.values[-1]), 1)
+    walls = [w for t in run.scalars.values() if len(t) for w in (min(t.wall_times), max(t.wall_times))]
+    return round(max(walls) - min(walls), 1) if walls else ""
+
+
 def write_seed_rows(scores: Sequence[FinalScore], out: str | Path) -> Path:
     """One CSV row per run (:data:`SEED_COLUMNS`): its environment, group (``method``), seed, the frames
-    and value of its final score, its wall time (first to last logged scalar) and its gradient updates
-    (the last ``train/updates`` it logged; empty when it logs none)."""
+    and value of its final score, its wall time (the training time summed over the run's sessions, its
+    last ``perf/train_s``; for runs that predate that counter, first to last logged scalar) and its
+    gradient updates (the last ``train/updates`` it logged; empty when it logs none)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for s in sorted(scores, key=lambda s: (s.env, s.group, str(s.run.get("seed", "")))):
-        walls = [w for t in s.run.scalars.values() if len(t) for w in (min(t.wall_times), max(t.wall_times))]
         updates = s.run.scalars.get("train/updates")
         rows.append({
             "env": s.env, "method": s.group, "seed": s.run.get("seed", ""), "frames": int(s.step),
-            "return": round(s.value, 2), "wall_s": round(max(walls) - min(walls), 1) if walls else "",
+            "return": round(s.value, 2), "wall_s": _wall_seconds(s.run),
             "updates": int(updates.values[-1]) if updates is not None and len(updates) else "",
         })  # fmt: skip
     with out.open("w", newline="") as f:

@@ -4,7 +4,10 @@ offline zero-shot training.
 :class:`Lifecycle` owns what does not depend on the learner: resuming from the latest checkpoint of the
 run directory (or starting at step 0 in it), the scalar logger (which drops what a killed run logged
 after its checkpoint), the progress bar, the step budget, the checkpoint schedule, the final checkpoint,
-and the stop after too many non-finite updates. A job says what a checkpoint holds (:meth:`state` /
+the stop after too many non-finite updates, and the run's training time: seconds spent in :meth:`run`
+summed over every session of the run (kept in each checkpoint as ``train_seconds``, logged as
+``perf/train_s`` with the losses and at the end), so a run resumed days later reports the time it trained,
+not the time between its first and last log line. A job says what a checkpoint holds (:meth:`state` /
 :meth:`load_state`) and what it does until the budget is spent (:meth:`_train`, which calls
 :meth:`_after_iteration` after each iteration).
 """
@@ -12,6 +15,8 @@ and the stop after too many non-finite updates. A job says what a checkpoint hol
 from __future__ import annotations
 
 import abc
+import math
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -70,6 +75,8 @@ class Lifecycle(abc.ABC):
         self._logging, self._desc, self._unit = logging, desc, unit
         self.logger: Logger | NullLogger | None = None
         self.ctx = distributed.context()
+        self._seconds_before = 0.0  # training time of the earlier sessions (NaN: a checkpoint without it)
+        self._session_start: float | None = None
 
     # --- what a job provides -------------------------------------------------------------------------
     @property
@@ -128,12 +135,20 @@ class Lifecycle(abc.ABC):
         else:
             ckpt.update({k: v for k, v in load_shard(path, self.ctx.rank).items() if k in self.rank_keys})
         self.load_state(ckpt)
+        self._seconds_before = float(ckpt.get("train_seconds", math.nan))  # NaN: written before the counter
         return int(ckpt["step"])
+
+    def train_seconds(self) -> float:
+        """Seconds spent in :meth:`run` by every session of this run so far (NaN when an earlier session's
+        checkpoint predates the counter)."""
+        now = time.perf_counter()
+        return self._seconds_before + (now - self._session_start if self._session_start is not None else 0.0)
 
     def save(self) -> Path:
         """An atomic checkpoint of :meth:`state` at the current step; in a data-parallel run every other
         rank first writes its :attr:`rank_keys` shard, then rank 0 the main file."""
-        directory, state = self.run_dir / "checkpoints", self.state()
+        directory = self.run_dir / "checkpoints"
+        state = {**self.state(), "train_seconds": self.train_seconds()}
         if self.ctx.world_size == 1:
             return save_checkpoint(directory, self.step, state, self.config_hash, self.keep_checkpoints)
         if not self.ctx.is_main:
@@ -157,10 +172,12 @@ class Lifecycle(abc.ABC):
             disable=not self._logging.progress_bar or not self.ctx.is_main,
             desc=self._desc,
         )
+        self._session_start = time.perf_counter()
         try:
             self._before_training()
             self._train(bar)
             self._finish()
+            self._log_train_seconds()
         finally:
             bar.close()
             self.logger.close()
@@ -170,10 +187,17 @@ class Lifecycle(abc.ABC):
         """After an iteration that moved the counter from ``before``: the job's scheduled work, then a
         checkpoint when its schedule was crossed (the last step is left to :meth:`_finish`)."""
         self._on_schedule(before, bar)
+        if crossed(before, self.step, self._logging.every):
+            self._log_train_seconds()
         if crossed(before, self.step, self.checkpoint_every) and self.step < self.total:
             self.logger.flush()
             self.save()
         bar.update(min(self.step, self.total) - min(before, self.total))
+
+    def _log_train_seconds(self) -> None:
+        seconds = self.train_seconds()
+        if seconds == seconds:  # not NaN
+            self.logger.log({"perf/train_s": seconds}, self.step)
 
     def stopped(self, err: FloatingPointError) -> TrainingError:
         """The error that ends a run after too many non-finite losses (checkpoints untouched)."""

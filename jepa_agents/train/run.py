@@ -97,6 +97,9 @@ def _print_summary(trainer: OnlineTrainer, wall_s: float) -> None:
     """What a run ends with on stdout: wall time, first and final evaluation, the random baseline."""
     c = trainer.counters
     line = f"finished {c.env_steps} env steps in {wall_s / 60:.1f} min ({wall_s:.0f} s)"
+    total = trainer.train_seconds()
+    if total == total and abs(total - wall_s) > 60:  # resumed: the earlier sessions trained too
+        line += f" this session, {total / 60:.1f} min of training over all sessions"
     if trainer.first_eval == trainer.first_eval:  # not NaN: this session evaluated at step 0
         line += f"; eval return {trainer.first_eval:.1f} untrained -> {trainer.last_eval:.1f} final"
         line += f"; uniformly random policy {trainer.random_return:.1f}"
