@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import math
+import os
 
 import pytest
 import torch
@@ -474,3 +475,31 @@ def test_zero_shot_models_are_orthogonally_initialised():
             gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
             torch.testing.assert_close(gram, torch.eye(gram.shape[0]), atol=1e-5, rtol=0)
             assert not layer.bias.any()
+
+
+@pytest.mark.slow
+def test_walker_domain_collect_train_eval_in_worker_processes(tmp_path):
+    """The walker domain end to end from the command line with DMC copies in worker processes: RND data,
+    relabeled coverage for its five tasks, training, the evaluation table; the workers are closed before
+    the process exits (no 'Exception ignored' noise from their pipes at interpreter exit)."""
+    import subprocess
+    import sys
+
+    def cli(*argv: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "jepa_agents.cli", *argv, "device=cpu", "num_threads=1"],
+            capture_output=True, text=True, timeout=600, env={**os.environ, "MUJOCO_GL": "egl"},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        return proc.stdout
+
+    data, run = tmp_path / "walker", tmp_path / "run"
+    out = cli("collect", "env.name=dmc/walker_walk", f"dataset={data}", "num_transitions=400", "num_envs=2",
+              "explorer.warmup_transitions=200", "progress_bar=false")  # fmt: skip
+    for task in ("walker_stand", "walker_walk", "walker_run", "walker_flip", "walker_spin"):
+        assert f"task {task}" in out
+    out = cli("train-zero-shot", f"dataset={data}", "env.name=dmc/walker_walk", "zs_agent=td_jepa_ortho",
+              "train.num_updates=20", "agent.batch_size=16", "eval.episodes=2", "eval.max_episode_steps=20",
+              "logging.progress_bar=false", f"run_dir={run}")  # fmt: skip
+    assert "walker_spin" in out and "mean (5 tasks)" in out

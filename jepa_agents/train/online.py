@@ -124,6 +124,12 @@ class OnlineTrainer(Lifecycle):
     def step(self) -> int:
         return self.counters.env_steps
 
+    def close_envs(self) -> None:
+        """End the environments' worker processes (DMC), here rather than at interpreter exit."""
+        for env in (self.env, self.eval_env):
+            if env is not None:
+                env.close()
+
     # --- checkpoints -------------------------------------------------------------------------------
     def state(self) -> dict:
         get_env_state = getattr(self.env, "get_env_state", None)

@@ -87,7 +87,10 @@ def train(cfg: DictConfig) -> Path:
             what = f"{cfg.env.name}, agent={cfg.agent.name}"
             raise RunStartError(f"could not start the run ({what}): {err}") from None
         raise
-    trainer.run()
+    try:
+        trainer.run()
+    finally:
+        trainer.close_envs()
     if ctx.is_main:
         _print_summary(trainer, time.perf_counter() - start)
     return run_dir

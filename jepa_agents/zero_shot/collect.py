@@ -281,12 +281,13 @@ def collect(cfg: DictConfig) -> Path:
     start = {"start": cfg.start} if cfg.start != "reset" else {}  # only torch envs know the option
     probe = make_env(cfg.env, 1, cfg.seed, device, **start)
     first = probe.reset()
+    action_dim = probe.action_spec.shape[-1]
+    probe.close()
     obs_keys = [k for k in OBS_KEYS if k in first.keys()]
     if "physics" not in first.keys() or "state" not in first.keys():
         raise ValueError(
             f"{cfg.env.name} has no 'physics'/'state' keys; zero-shot datasets need both (relabeling)."
         )
-    action_dim = probe.action_spec.shape[-1]
     writer = DatasetWriter(root, _dataset_meta(cfg, first, obs_keys, action_dim), append=cfg.append)
     state_dim = first["state"].shape[-1]
     if cfg.explorer.name == "rnd":
@@ -301,7 +302,10 @@ def collect(cfg: DictConfig) -> Path:
         set_rng_state(ckpt["rng"])
     # Fresh env seeds per (re)start, so an appended run does not replay the same episodes.
     env = make_env(cfg.env, cfg.num_envs, cfg.seed + 7919 * writer.meta.episodes, device, **start)
-    _run(cfg, env, explorer, writer, obs_keys, ckpt_dir)
+    try:
+        _run(cfg, env, explorer, writer, obs_keys, ckpt_dir)
+    finally:
+        env.close()
     # only the next physics states are read (memory-mapped), never the pixels of the whole dataset
     episodes = sorted((root / "episodes").glob("ep_*[0-9]"))
     physics = torch.cat([TensorDict.load_memmap(ep)["next", "physics"].clone() for ep in episodes])  # [M, P]

@@ -188,6 +188,7 @@ def baselines(
                 row[name] = float(returns.mean())
             out[task.name] = row
     finally:
+        env.close()  # DMC worker processes end here, not at interpreter exit
         set_rng_state(saved)
     return out
 
@@ -226,6 +227,7 @@ def zero_shot_eval(
             rets = rollout(model, env, z.to(device), task, cfg.agent.obs_key, cfg.eval.max_episode_steps)
             results[task.name] = rets.cpu().tolist()
     finally:
+        env.close()
         model.train(was_training)
         set_rng_state(saved)
     return results

@@ -113,8 +113,7 @@ class OfflineTrainer(Lifecycle):
                 seed=cfg.seed + SF_SEED_OFFSET, max_steps=cfg.eval.max_episode_steps,
             )  # fmt: skip
         finally:
-            if hasattr(env, "close"):
-                env.close()
+            env.close()
         self.logger.log({f"sf/{k}": v for k, v in out.items()}, self.updates)
 
     def _on_schedule(self, before: int, bar: tqdm) -> None:
