@@ -1,7 +1,7 @@
 """The zero-shot comparison of docs/zero_shot.md as one resumable sweep: data, training, results table.
 
-1. ``<root>/data``: reward-free data that covers the tasks (``collect start=uniform``, uniform random
-   actions), written once.
+1. ``<root>/data``: reward-free data that covers the tasks (maze: ``collect start=uniform``, uniform
+   random actions; walker: RND), written once; a cut collection is continued (``append=true``).
 2. ``<root>/<method>_s<seed>``: ``jepa-agents train-zero-shot`` per method and seed, ``--jobs`` at a time
    (1 thread each); a run with its final checkpoint is skipped, one with an earlier checkpoint continued
    with ``resume=`` (bit-exact), a missing one started. Each final evaluation adds its per-seed rows
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import subprocess
 import sys
 import time
@@ -32,8 +33,8 @@ from jepa_agents.zero_shot.results import method_label, read_rows, summary
 DOMAINS: dict[str, dict] = {
     "maze": {
         "updates": 15_000,
-        "collect": ["env.name=torch/point_mass_maze", "zs_explorer=random", "start=uniform",
-                    "num_transitions=100000", "num_envs=50"],
+        "transitions": 100_000,
+        "collect": ["env.name=torch/point_mass_maze", "zs_explorer=random", "start=uniform", "num_envs=50"],
         # CPU budget (docs/zero_shot.md): the reference's point-mass discount, a faster target (tau 0.05)
         # so that 15k updates propagate the successor features (sf/ratio), the CPU-sized networks
         "train": ["env.name=torch/point_mass_maze", "agent.discount=0.99", "agent.tau_encoder=0.05",
@@ -44,7 +45,8 @@ DOMAINS: dict[str, dict] = {
     "walker": {
         "updates": 15_000,
         # RND exploration (the TD-JEPA paper's walker data is RND from ExORL), 100k transitions
-        "collect": ["env.name=dmc/walker_walk", "zs_explorer=rnd", "num_transitions=100000", "num_envs=8"],
+        "transitions": 100_000,
+        "collect": ["env.name=dmc/walker_walk", "zs_explorer=rnd", "num_envs=8"],
         # the reference's walker discount (0.98), the maze's CPU budget otherwise; 5 episodes per task
         # (MuJoCo episodes of 1,000 steps are the evaluation's cost)
         "train": ["env.name=dmc/walker_walk", "agent.discount=0.98", "agent.tau_encoder=0.05",
@@ -53,14 +55,28 @@ DOMAINS: dict[str, dict] = {
         "mean_z": False,  # dense rewards: the least-squares inference is well posed
     },
 }  # fmt: skip
-"""Domain -> the training budget (updates), the collect and train overrides of its comparison, and whether
-TD-JEPA runs are evaluated again with ``eval.z_inference=mean``."""
+"""Domain -> the training budget (updates), the dataset's size (transitions), the collect and train
+overrides of its comparison, and whether TD-JEPA runs are evaluated again with ``eval.z_inference=mean``."""
 METHODS = {
     "td_jepa_ortho": "zs_agent=td_jepa_ortho",
     "td_jepa_sigreg": "zs_agent=td_jepa_sigreg",
     "fb": "zs_agent=fb",
 }
 """Run-name prefix -> the preset."""
+
+
+def collect_command(args) -> list[str] | None:
+    """The command that collects ``<root>/data`` (or continues a cut collection), None when it is full."""
+    data, domain = args.root / "data", DOMAINS[args.domain]
+    meta = data / "meta.json"
+    held = json.loads(meta.read_text())["transitions"] if meta.exists() else 0
+    if held >= domain["transitions"]:
+        return None
+    return [
+        sys.executable, "-m", "jepa_agents.cli", "collect", f"dataset={data}", "seed=0", *domain["collect"],
+        f"num_transitions={domain['transitions']}", f"append={str(meta.exists()).lower()}", "num_threads=1",
+        "device=cpu", "progress_bar=false",
+    ]  # fmt: skip
 
 
 def train_command(args, method: str, seed: int) -> list[str] | None:
@@ -153,14 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             list(pool.map(lambda c: run(*c), mean_z_commands(args)))
     elif not args.report_only:
         args.root.mkdir(parents=True, exist_ok=True)
-        data = args.root / "data"
-        if not (data / "meta.json").exists():
-            cmd = [
-                sys.executable, "-m", "jepa_agents.cli", "collect", f"dataset={data}", "seed=0",
-                *DOMAINS[args.domain]["collect"], "num_threads=1", "device=cpu", "progress_bar=false",
-            ]  # fmt: skip
-            if subprocess.call(cmd) != 0:
-                return 1
+        cmd = collect_command(args)
+        if cmd is not None and subprocess.call(cmd) != 0:
+            return 1
         todo = [(m, s) for s in args.seeds for m in args.methods if train_command(args, m, s) is not None]
         print(f"{len(todo)} runs to start or continue: {todo}", flush=True)
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:

@@ -503,3 +503,25 @@ def test_walker_domain_collect_train_eval_in_worker_processes(tmp_path):
               "train.num_updates=20", "agent.batch_size=16", "eval.episodes=2", "eval.max_episode_steps=20",
               "logging.progress_bar=false", f"run_dir={run}")  # fmt: skip
     assert "walker_spin" in out and "mean (5 tasks)" in out
+
+
+def test_the_sweep_continues_a_cut_collection_and_skips_a_full_one(tmp_path):
+    """A collection killed after writing its meta file (0 transitions) is continued with ``append=true``,
+    not mistaken for a complete dataset."""
+    import argparse
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "scripts" / "zero_shot_sweep.py"
+    spec = importlib.util.spec_from_file_location("zero_shot_sweep", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    args = argparse.Namespace(root=tmp_path, domain="walker")
+    assert "append=false" in sweep.collect_command(args)
+    (tmp_path / "data").mkdir()
+    for held, expected in ((0, "append=true"), (60_000, "append=true"), (100_000, None)):
+        (tmp_path / "data" / "meta.json").write_text(json.dumps({"transitions": held}))
+        cmd = sweep.collect_command(args)
+        assert (cmd if cmd is None else next(c for c in cmd if c.startswith("append="))) == expected
+        assert cmd is None or "num_transitions=100000" in cmd
