@@ -42,7 +42,7 @@ ROWS: dict[str, tuple[list[str], list[int]]] = {
 """Row name -> (overrides on top of the defaults, seeds)."""
 
 
-def command(root: Path, row: str, seed: int) -> list[str] | None:
+def command(root: Path, row: str, seed: int, threads: int = 1) -> list[str] | None:
     """The command that brings run ``row``/``seed`` forward, or None when it is complete."""
     run_dir = root / f"{row}_s{seed}"
     if finished_step(run_dir / "checkpoints", TOTAL) is not None:
@@ -52,8 +52,8 @@ def command(root: Path, row: str, seed: int) -> list[str] | None:
         return [*base, f"resume={run_dir}", "logging.progress_bar=false"]
     overrides, _ = ROWS[row]
     return [
-        *base, "train=dmc_100k", f"seed={seed}", *overrides, "num_threads=1", "logging.progress_bar=false",
-        f"run_dir={run_dir}",
+        *base, "train=dmc_100k", f"seed={seed}", *overrides, f"num_threads={threads}",
+        "logging.progress_bar=false", f"run_dir={run_dir}",
     ]  # fmt: skip
 
 
@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", nargs="+", choices=sorted(ROWS), default=list(ROWS))
     parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds of each row (default: all)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (2 on 2 cores, 1 thread each)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per new run (--jobs 1 --threads 2: alone)"
+    )
     parser.add_argument("--docs", type=Path, default=Path("docs"), help="where figures/ and results/ are")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
@@ -94,13 +97,15 @@ def main(argv: list[str] | None = None) -> int:
             (r, s)
             for r in args.rows
             for s in ROWS[r][1]
-            if (args.seeds is None or s in args.seeds) and command(args.root, r, s) is not None
+            if (args.seeds is None or s in args.seeds) and command(args.root, r, s, args.threads) is not None
         ]
         print(f"{len(todo)} runs to start or continue: {todo}", flush=True)
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             futures = {}
             for r, s in todo:
-                futures[pool.submit(run, command(args.root, r, s), args.root / f"{r}_s{s}.log")] = (r, s)
+                futures[
+                    pool.submit(run, command(args.root, r, s, args.threads), args.root / f"{r}_s{s}.log")
+                ] = (r, s)
             for future in concurrent.futures.as_completed(futures):
                 code, seconds = future.result()
                 print(f"{futures[future]}: exit {code} after {seconds / 60:.1f} min", flush=True)
