@@ -32,8 +32,13 @@ ROWS: dict[str, tuple[list[str], list[int]]] = {
     "no_world_model": (["world_model=none"], [0, 1]),
     # a hyperparameter: DrQ's learning rate 1e-3 instead of 3e-4
     "sigreg_lr1e3": (["agent=sac_drq"], [0, 1, 2]),
-    # the update-to-data ratio: two updates per agent step (24k updates in 100k frames)
+    # the update-to-data ratio: two updates per agent step (24k updates in 100k frames), the best result,
+    # and its ablation at the same budget
     "sigreg_utd2": (["agent.utd=2"], [0, 1, 2]),
+    "spr_ema_utd2": (["agent.utd=2", "world_model=spr_ema"], [0, 1]),
+    "vicreg_utd2": (["agent.utd=2", "world_model=jepa_vicreg"], [0, 1]),
+    "no_regularizer_utd2": (["agent.utd=2", "world_model.regularizer=none"], [0, 1]),
+    "no_world_model_utd2": (["agent.utd=2", "world_model=none"], [0, 1]),
     # the MuJoCo task with the same config
     "dmc_sigreg": (["env=dmc/cartpole_swingup"], [0]),
     # actor-critic in imagination on the same protocol
