@@ -280,3 +280,23 @@ def test_training_time_is_summed_over_the_sessions_of_a_resumed_run(tmp_path, ca
     train(compose([f"resume={run}"]))
     rows = [r for r in csv.reader((run / "scalars.csv").open()) if r[1] == "perf/train_s"]
     assert all(int(float(r[0])) <= 200 for r in rows)
+
+
+def test_the_update_rate_counts_gradient_updates_not_update_calls(tmp_path):
+    """With two updates per agent step, ``perf/updates_per_s`` is twice the agent-step rate over the same
+    window (it counted the loop's update calls, one per step, before)."""
+    import csv
+
+    from jepa_agents.train.run import train
+
+    run = tmp_path / "run"
+    cfg = compose([*TINY, "agent.utd=2", "logging.every=100", f"run_dir={run}"])
+    train(cfg)
+    rows: dict[str, dict[str, float]] = {}
+    for step, tag, value, _ in csv.reader((run / "scalars.csv").open()):
+        if tag.startswith("perf/") and tag.endswith("_per_s"):
+            rows.setdefault(step, {})[tag] = float(value)
+    assert len(rows) >= 2
+    for rates in rows.values():  # env steps are frames: action_repeat per agent step
+        ratio = rates["perf/updates_per_s"] / rates["perf/env_steps_per_s"]
+        assert ratio == pytest.approx(2.0 / cfg.env.action_repeat)
