@@ -127,6 +127,10 @@ def compute_curves(
     return curves
 
 
+LEGEND_INSIDE = 4
+"""A panel's legend with more entries than this goes below the panel rather than over its curves."""
+
+
 def _legend_label(curve: Curve) -> str:
     if curve.num_runs == 1:
         return f"{curve.group} (1 seed, no band)"
@@ -152,7 +156,9 @@ def plot_curves(
     colors = group_colors(c.group for c in curves)
     ncols = min(3, len(envs))
     nrows = math.ceil(len(envs) / ncols)
-    fig = new_figure(4.6 * ncols, 3.4 * nrows + 0.4)
+    entries = max(sum(c.env == env for c in curves) for env in envs) + len(references)
+    below = entries > LEGEND_INSIDE  # room under each row of panels for a legend of that many lines
+    fig = new_figure(4.6 * ncols, (3.4 + (0.24 * entries + 0.5 if below else 0)) * nrows + 0.4)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, env in zip(axes, envs):
         for curve in (c for c in curves if c.env == env):
@@ -167,7 +173,10 @@ def plot_curves(
         label_x(ax, x, x_label)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="best", framealpha=0.8)
+        if below:  # under the panel and its x label, off the curves
+            ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.22), framealpha=0.8)
+        else:
+            ax.legend(fontsize="small", loc="best", framealpha=0.8)
     for ax in axes[len(envs) :]:
         ax.set_visible(False)
     sep = "\n" if ncols == 1 else "; "

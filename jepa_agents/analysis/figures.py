@@ -65,5 +65,5 @@ def save_figure(fig: Figure, paths: Sequence[str | Path], dpi: int = 150) -> lis
     out = check_outputs(paths)
     for path in out:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")  # legends placed outside the axes included
     return out
