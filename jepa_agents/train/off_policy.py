@@ -71,10 +71,10 @@ class OffPolicyTrainer(OnlineTrainer):
         cfg, c = self.cfg, self.counters
         total, n = self.total, self.env.batch_size[0]
         steps_per_iter = n * self.action_repeat * self.ctx.world_size  # frames of every rank
-        # rates over the logging window: env frames and gradient updates (the agent's counter: utd and
-        # update_every make them differ from the loop's update calls)
-        t_last, steps_last, calls = time.perf_counter(), c.env_steps, 0
-        updates_last = self.agent.counters["updates"]
+        # rates over the logging window: env frames and gradient updates, as the agent counts them in its
+        # `train/updates` metric (utd and update_every make them differ from the loop's update calls; an
+        # agent without that metric counts one per call); the first window opens after the first update
+        t_last, steps_last, calls, updates, updates_last = time.perf_counter(), c.env_steps, 0, 0.0, 0.0
         train_metrics: dict[str, float] = {}
         while c.env_steps < total:
             before = c.env_steps
@@ -89,22 +89,25 @@ class OffPolicyTrainer(OnlineTrainer):
             c.agent_steps += n * self.ctx.world_size
             episode_metrics = self._track_episodes(step_td)
             if c.env_steps > cfg.train.seed_env_steps:
-                if calls == 0:  # the rates count from the first update, not over the seed phase
-                    t_last, steps_last = time.perf_counter(), before
                 try:
                     train_metrics = self.agent.update(self.data, c.env_steps)
                 except FloatingPointError as err:
                     raise self.stopped(err) from None
+                if train_metrics:
+                    updates = float(train_metrics.get("train/updates", updates + 1))
+                if calls == 0:  # the rates count from the first update, not over the seed phase
+                    t_last, steps_last, updates_last = time.perf_counter(), c.env_steps, updates
                 calls += 1
             if episode_metrics:
                 self.logger.log(episode_metrics, c.env_steps)
             if crossed(before, c.env_steps, cfg.logging.every) and train_metrics:
-                now, updates = time.perf_counter(), self.agent.counters["updates"]
-                perf = {
-                    "perf/env_steps_per_s": (c.env_steps - steps_last) / (now - t_last),
-                    "perf/updates_per_s": (updates - updates_last) / (now - t_last),
-                }
+                now, perf = time.perf_counter(), {}
+                if c.env_steps > steps_last:  # not the window the first update has just opened
+                    perf = {
+                        "perf/env_steps_per_s": (c.env_steps - steps_last) / (now - t_last),
+                        "perf/updates_per_s": (updates - updates_last) / (now - t_last),
+                    }
+                    bar.set_postfix(upd_s=f"{perf['perf/updates_per_s']:.1f}", eval=f"{self.last_eval:.1f}")
                 self.logger.log({**train_metrics, **perf}, c.env_steps)
                 t_last, steps_last, updates_last = now, c.env_steps, updates
-                bar.set_postfix(upd_s=f"{perf['perf/updates_per_s']:.1f}", eval=f"{self.last_eval:.1f}")
             self._after_iteration(before, bar)
