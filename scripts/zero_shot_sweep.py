@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from jepa_agents.config.load import compose
+from jepa_agents.data.offline import DatasetError, read_meta
 from jepa_agents.infra.checkpoint import finished_step
 from jepa_agents.zero_shot.config import ZERO_SHOT
 from jepa_agents.zero_shot.results import method_label, read_rows, summary
@@ -69,7 +69,7 @@ def collect_command(args) -> list[str] | None:
     """The command that collects ``<root>/data`` (or continues a cut collection), None when it is full."""
     data, domain = args.root / "data", DOMAINS[args.domain]
     meta = data / "meta.json"
-    held = json.loads(meta.read_text())["transitions"] if meta.exists() else 0
+    held = read_meta(data).transitions if meta.exists() else 0
     if held >= domain["transitions"]:
         return None
     return [
@@ -169,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             list(pool.map(lambda c: run(*c), mean_z_commands(args)))
     elif not args.report_only:
         args.root.mkdir(parents=True, exist_ok=True)
-        cmd = collect_command(args)
+        try:
+            cmd = collect_command(args)
+        except DatasetError as err:  # a damaged meta.json: say so, touch nothing
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         if cmd is not None and subprocess.call(cmd) != 0:
             return 1
         todo = [(m, s) for s in args.seeds for m in args.methods if train_command(args, m, s) is not None]

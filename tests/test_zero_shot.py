@@ -509,6 +509,7 @@ def test_the_sweep_continues_a_cut_collection_and_skips_a_full_one(tmp_path):
     """A collection killed after writing its meta file (0 transitions) is continued with ``append=true``,
     not mistaken for a complete dataset."""
     import argparse
+    import dataclasses
     import importlib.util
     import json
     from pathlib import Path
@@ -521,7 +522,11 @@ def test_the_sweep_continues_a_cut_collection_and_skips_a_full_one(tmp_path):
     assert "append=false" in sweep.collect_command(args)
     (tmp_path / "data").mkdir()
     for held, expected in ((0, "append=true"), (60_000, "append=true"), (100_000, None)):
-        (tmp_path / "data" / "meta.json").write_text(json.dumps({"transitions": held}))
+        meta = dataclasses.replace(_meta(), transitions=held)
+        (tmp_path / "data" / "meta.json").write_text(json.dumps(dataclasses.asdict(meta)))
         cmd = sweep.collect_command(args)
         assert (cmd if cmd is None else next(c for c in cmd if c.startswith("append="))) == expected
         assert cmd is None or "num_transitions=100000" in cmd
+    (tmp_path / "data" / "meta.json").write_text('{"transitions": 5')  # cut mid-write by hand
+    with pytest.raises(DatasetError, match="truncated or corrupt"):
+        sweep.collect_command(args)

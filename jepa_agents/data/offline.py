@@ -83,8 +83,9 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _read_meta(root: Path) -> DatasetMeta:
-    path = root / "meta.json"
+def read_meta(root: Path) -> DatasetMeta:
+    """The dataset's ``meta.json`` (checked: present, complete, this format) without opening episodes."""
+    path = Path(root) / "meta.json"
     if not path.is_file():
         raise DatasetError(
             f"{root} is not a dataset: {path} does not exist (collect one with `jepa-agents collect`)."
@@ -154,7 +155,7 @@ class DatasetWriter:
                     f"{self.root} already holds a dataset. Pass append=true to add episodes to it, or choose "
                     "another dataset path."
                 )
-            old = _read_meta(self.root)
+            old = read_meta(self.root)
             for name in ("env", "obs_spec", "action_dim", "physics_dim"):
                 if getattr(old, name) != getattr(meta, name):
                     raise DatasetError(
@@ -257,7 +258,7 @@ def load_dataset(
     file (named), or counts that disagree with ``meta.json``.
     """
     root = Path(root)
-    meta = _read_meta(root)
+    meta = read_meta(root)
     dirs = _episode_dirs(root)
     if not dirs:
         raise DatasetError(f"dataset {root} has no complete episode; collect data into it first.")
