@@ -15,7 +15,7 @@ from jepa_agents.config.load import compose
 from jepa_agents.infra.rng import rng_state
 from jepa_agents.zero_shot.agents import build_model
 from jepa_agents.zero_shot.config import ZERO_SHOT
-from jepa_agents.zero_shot.results import COLUMNS, read_rows, summary, write_results
+from jepa_agents.zero_shot.results import COLUMNS, method_label, read_rows, summary, write_results
 from jepa_agents.zero_shot.successor_check import horizon, successor_check
 from jepa_agents.zero_shot.td_jepa import ZeroShotModel
 
@@ -107,6 +107,22 @@ def test_results_csv_rows_are_replaced_not_duplicated_and_summarized(tmp_path):
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a zero-shot results file"):
         read_rows(tmp_path / "other.csv")
+
+
+def test_method_labels_tell_the_presets_and_their_normalization_apart():
+    """Rows of runs that differ in the encoders' normalization must not share a label in the results."""
+
+    def label(*overrides, inference="own"):
+        return method_label(compose(["dataset=unused", *overrides], ZERO_SHOT).agent, inference)
+
+    assert label("zs_agent=td_jepa_ortho") == "td_jepa_orthonormality"
+    assert label("zs_agent=td_jepa_sigreg") == "td_jepa_sigreg_sphere"
+    assert label("zs_agent=td_jepa_sigreg", inference="mean") == "td_jepa_sigreg_sphere+mean_z"
+    assert label("zs_agent=td_jepa_sigreg", "agent.encoder_norm=false") == "td_jepa_sigreg"
+    assert (
+        label("zs_agent=td_jepa_ortho", "agent.encoder_norm=false") == "td_jepa_orthonormality_unnormalized"
+    )
+    assert label("zs_agent=fb") == label("zs_agent=fb", inference="mean") == "fb"
 
 
 def test_reference_presets_have_a_linear_policy_side_encoder():

@@ -141,8 +141,9 @@ class ZeroShotAgentConfig:
     """Hidden sizes of the policy-side encoder (TD-JEPA's ``φ``, FB's ``e``); ``[]`` makes it linear (the
     reference's DMC setting); null: ``encoder_hidden``."""
     encoder_norm: bool = True
-    """TD-JEPA: project ``φ`` and ψ onto the sphere of radius ``√dim`` (as the paper); off for SIGReg, which
-    shapes the embedding distribution itself. FB always normalizes ``B``."""
+    """TD-JEPA: project ``φ`` and ψ onto the sphere of radius ``√dim`` (as the paper, and the SIGReg preset:
+    unnormalized embeddings put the maximum of a goal's reward ``ψ(s)ᵀz`` beyond the goal, docs/zero_shot.md).
+    FB always normalizes ``B``."""
     cnn: str = "small_cnn"
     """Conv trunk for pixels (``jepa_agents.nn.make_encoder`` kinds)."""
     cnn_dim: int = 256
