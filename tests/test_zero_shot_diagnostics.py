@@ -123,6 +123,10 @@ def test_method_labels_tell_the_presets_and_their_normalization_apart():
         label("zs_agent=td_jepa_ortho", "agent.encoder_norm=false") == "td_jepa_orthonormality_unnormalized"
     )
     assert label("zs_agent=fb") == label("zs_agent=fb", inference="mean") == "fb"
+    assert label("zs_agent=fb", "agent.network=two_stream") == "fb_two_stream"
+    assert label("zs_agent=td_jepa_ortho", "agent.network=two_stream", inference="mean") == (
+        "td_jepa_orthonormality_two_stream+mean_z"
+    )
 
 
 def test_reference_presets_have_a_linear_policy_side_encoder():
@@ -139,6 +143,7 @@ def test_reference_presets_have_a_linear_policy_side_encoder():
             0.001,
             1024,
         )
+        assert cfg.network == "two_stream"  # the reference's ForwardMap / Actor layout
         model = build_model(cfg, (4,), 2)
         side = model.phi_encoder if cfg.name == "td_jepa" else model.forward_encoder
         other = model.psi_encoder if cfg.name == "td_jepa" else model.backward_map

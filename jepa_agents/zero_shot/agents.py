@@ -58,6 +58,7 @@ def _build(cfg, obs_shape: Sequence[int], action_dim: int) -> TDJEPAModel | FBMo
         actor_clip=cfg.actor_clip,
         cnn=cfg.cnn,
         cnn_dim=cfg.cnn_dim,
+        network=cfg.network,
     )
     if cfg.name == "td_jepa":
         return TDJEPAModel(obs_shape, action_dim, encoder_norm=cfg.encoder_norm, **common)

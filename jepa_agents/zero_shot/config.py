@@ -17,6 +17,8 @@ from jepa_agents.config.load import RootSchema
 from jepa_agents.config.schema import LoggingConfig, RunConfig
 
 REGULARIZERS = ("orthonormality", "sigreg", "none")
+NETWORKS = ("flat", "two_stream")
+"""Layouts of the zero-shot predictors and policy (:mod:`jepa_agents.zero_shot.two_stream`)."""
 
 
 @dataclass
@@ -158,6 +160,10 @@ class ZeroShotAgentConfig:
     """Std of the policy's Gaussian noise in TD targets and the actor loss."""
     actor_clip: float = 0.3
     """Clip of that noise."""
+    network: str = "flat"
+    """Layout of the predictors and the policy: ``flat`` (one MLP on ``[x, a, z]``, resp. ``[x, z]``; the
+    layout of runs made before this setting) or ``two_stream`` (the reference code's: ``[x, a]`` and
+    ``[x, z]`` embedded apart, then joined; :mod:`jepa_agents.zero_shot.two_stream`)."""
     regularizer: str = "orthonormality"
     """Anti-collapse term on the encoders (TD-JEPA: on φ and ψ; FB: on ``B``, orthonormality only):
     ``orthonormality`` (the paper's), ``sigreg`` (SIGReg) or ``none``."""
@@ -185,6 +191,8 @@ class ZeroShotAgentConfig:
             raise ValueError(f"agent.name={self.name!r}; choose td_jepa or fb")
         if self.regularizer not in REGULARIZERS:
             raise ValueError(f"agent.regularizer={self.regularizer!r}; choose one of {REGULARIZERS}")
+        if self.network not in NETWORKS:
+            raise ValueError(f"agent.network={self.network!r}; choose one of {NETWORKS}")
         if self.name == "fb" and self.regularizer == "sigreg":
             raise ValueError(
                 "agent.regularizer=sigreg is for TD-JEPA; FB keeps B on the sphere (orthonormality)"

@@ -43,6 +43,7 @@ class FBModel(ZeroShotModel):
         actor_clip: float,
         cnn: str = "small_cnn",
         cnn_dim: int = 256,
+        network: str = "flat",
     ):
         super().__init__()
         self.obs_shape, self.action_dim, self.z_dim = tuple(obs_shape), action_dim, z_dim
@@ -55,8 +56,10 @@ class FBModel(ZeroShotModel):
             cnn_dim=cnn_dim,
         )
         self.backward_map = Encoder(obs_shape, z_dim, encoder_hidden, norm=True, cnn=cnn, cnn_dim=cnn_dim)
-        self.forward_map = Predictor(phi_dim, action_dim, z_dim, predictor_hidden, z_dim, num_predictors)
-        self.actor = Actor(phi_dim, z_dim, action_dim, actor_hidden, actor_std, actor_clip)
+        self.forward_map = Predictor(
+            phi_dim, action_dim, z_dim, predictor_hidden, z_dim, num_predictors, network
+        )
+        self.actor = Actor(phi_dim, z_dim, action_dim, actor_hidden, actor_std, actor_clip, network)
 
     def embed(self, obs: Tensor) -> Tensor:
         return self.forward_encoder(obs)  # [B, d_e]

@@ -27,14 +27,17 @@ _KEY = ("domain", "method", "task", "seed", "updates")
 def method_label(agent_cfg, z_inference: str = "own") -> str:
     """``fb`` or ``td_jepa_<regularizer>`` (``orthonormality``, ``sigreg``, ``none``) with the encoders'
     normalization when it is not the regularizer's own (orthonormality: on the sphere, as the paper; SIGReg
-    and none: unnormalized, as LeJEPA's embeddings): ``_sphere`` or ``_unnormalized``. TD-JEPA evaluated
-    with ``eval.z_inference=mean`` gets ``+mean_z``. E.g. ``td_jepa_sigreg_sphere+mean_z``."""
-    if agent_cfg.name == "fb":
-        return "fb"
-    label = f"td_jepa_{agent_cfg.regularizer}"
-    if agent_cfg.encoder_norm != (agent_cfg.regularizer == "orthonormality"):
-        label += "_sphere" if agent_cfg.encoder_norm else "_unnormalized"
-    return label + ("+mean_z" if z_inference == "mean" else "")
+    and none: unnormalized, as LeJEPA's embeddings): ``_sphere`` or ``_unnormalized``; then
+    ``_two_stream`` for the reference's network layout (``agent.network``). TD-JEPA evaluated with
+    ``eval.z_inference=mean`` gets ``+mean_z``. E.g. ``td_jepa_sigreg_sphere_two_stream+mean_z``."""
+    label = "fb"
+    if agent_cfg.name != "fb":
+        label = f"td_jepa_{agent_cfg.regularizer}"
+        if agent_cfg.encoder_norm != (agent_cfg.regularizer == "orthonormality"):
+            label += "_sphere" if agent_cfg.encoder_norm else "_unnormalized"
+    if agent_cfg.network == "two_stream":
+        label += "_two_stream"
+    return label + ("+mean_z" if z_inference == "mean" and agent_cfg.name != "fb" else "")
 
 
 def read_rows(path: str | Path) -> list[dict[str, str]]:

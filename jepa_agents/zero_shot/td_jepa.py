@@ -26,6 +26,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jepa_agents.nn import MLP, make_encoder
+from jepa_agents.zero_shot.config import NETWORKS
+from jepa_agents.zero_shot.two_stream import TwoStream
+
+
+def _check_network(network: str) -> None:
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network layout {network!r}; choose one of {NETWORKS}")
 
 
 class DegenerateTaskError(ValueError):
@@ -93,37 +100,69 @@ class Encoder(nn.Module):
 
 
 class Predictor(nn.Module):
-    """Ensemble of ``num`` MLPs on ``[x, a, z]``: ``(x [B, D_in], a [B, A], z [B, d]) -> [num, B, out]``."""
+    """Ensemble of ``num`` networks ``(x [B, D_in], a [B, A], z [B, d]) -> [num, B, out]``: MLPs on
+    ``[x, a, z]`` (``network="flat"``, LayerNorm + ReLU) or two-stream networks on ``[x, a]`` and ``[x, z]``
+    (``"two_stream"``, the reference's)."""
 
     def __init__(
-        self, in_dim: int, action_dim: int, z_dim: int, hidden: Sequence[int], out_dim: int, num: int
+        self,
+        in_dim: int,
+        action_dim: int,
+        z_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        num: int,
+        network: str = "flat",
     ):
         super().__init__()
         if num < 1:
             raise ValueError(f"an ensemble needs num >= 1 members, got {num}")
-        self.members = nn.ModuleList(
-            MLP(in_dim + action_dim + z_dim, hidden, out_dim, activation="relu", layer_norm=True)
-            for _ in range(num)
-        )
+        _check_network(network)
+        self.network = network
+        if network == "flat":
+            members = (
+                MLP(in_dim + action_dim + z_dim, hidden, out_dim, activation="relu", layer_norm=True)
+                for _ in range(num)
+            )
+        else:
+            members = (TwoStream(in_dim + action_dim, in_dim + z_dim, hidden, out_dim) for _ in range(num))
+        self.members = nn.ModuleList(members)
 
     def forward(self, x: Tensor, action: Tensor, z: Tensor) -> Tensor:
-        inp = torch.cat([x, action, z], dim=-1)  # [B, D_in + A + d]
-        return torch.stack([m(inp) for m in self.members])  # [K, B, out]
+        if self.network == "flat":
+            inp = torch.cat([x, action, z], dim=-1)  # [B, D_in + A + d]
+            return torch.stack([m(inp) for m in self.members])  # [K, B, out]
+        xa, xz = torch.cat([x, action], dim=-1), torch.cat([x, z], dim=-1)  # [B, D_in + A], [B, D_in + d]
+        return torch.stack([m(xa, xz) for m in self.members])  # [K, B, out]
 
 
 class Actor(nn.Module):
-    """``π(x, z)``: ``tanh(MLP([x, z]))`` ``[B, A]`` plus clipped Gaussian noise when sampling, with a
-    straight-through clamp to the action box (as the reference code's truncated normal)."""
+    """``π(x, z)``: ``tanh(MLP([x, z]))`` (``network="flat"``) or ``tanh(TwoStream(x, [x, z]))``
+    (``"two_stream"``) ``[B, A]``, plus clipped Gaussian noise when sampling, with a straight-through clamp
+    to the action box (as the reference code's truncated normal)."""
 
     def __init__(
-        self, in_dim: int, z_dim: int, action_dim: int, hidden: Sequence[int], std: float, clip: float
+        self,
+        in_dim: int,
+        z_dim: int,
+        action_dim: int,
+        hidden: Sequence[int],
+        std: float,
+        clip: float,
+        network: str = "flat",
     ):
         super().__init__()
-        self.net = MLP(in_dim + z_dim, hidden, action_dim, activation="relu", layer_norm=True)
+        _check_network(network)
+        self.network = network
+        if network == "flat":
+            self.net: nn.Module = MLP(in_dim + z_dim, hidden, action_dim, activation="relu", layer_norm=True)
+        else:
+            self.net = TwoStream(in_dim, in_dim + z_dim, hidden, action_dim)
         self.std, self.clip = std, clip
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
-        return torch.tanh(self.net(torch.cat([x, z], dim=-1)))  # [B, A]
+        xz = torch.cat([x, z], dim=-1)  # [B, D_in + d]
+        return torch.tanh(self.net(xz) if self.network == "flat" else self.net(x, xz))  # [B, A]
 
     def sample(self, x: Tensor, z: Tensor) -> Tensor:
         """``a = μ + clamp(std·ε, ±clip)``, returned as ``clamp(a, ±1)`` in the forward pass but with the
@@ -216,6 +255,7 @@ class TDJEPAModel(ZeroShotModel):
         actor_clip: float,
         cnn: str = "small_cnn",
         cnn_dim: int = 256,
+        network: str = "flat",
     ):
         super().__init__()
         self.obs_shape, self.action_dim, self.z_dim = tuple(obs_shape), action_dim, z_dim
@@ -223,9 +263,10 @@ class TDJEPAModel(ZeroShotModel):
         phi_hidden = encoder_hidden if phi_encoder_hidden is None else phi_encoder_hidden
         self.phi_encoder = Encoder(obs_shape, phi_dim, phi_hidden, **enc)
         self.psi_encoder = Encoder(obs_shape, z_dim, encoder_hidden, **enc)
-        self.phi_predictor = Predictor(phi_dim, action_dim, z_dim, predictor_hidden, z_dim, num_predictors)
-        self.psi_predictor = Predictor(z_dim, action_dim, z_dim, predictor_hidden, phi_dim, num_predictors)
-        self.actor = Actor(phi_dim, z_dim, action_dim, actor_hidden, actor_std, actor_clip)
+        pred = dict(hidden=predictor_hidden, num=num_predictors, network=network)
+        self.phi_predictor = Predictor(phi_dim, action_dim, z_dim, out_dim=z_dim, **pred)
+        self.psi_predictor = Predictor(z_dim, action_dim, z_dim, out_dim=phi_dim, **pred)
+        self.actor = Actor(phi_dim, z_dim, action_dim, actor_hidden, actor_std, actor_clip, network)
 
     def phi(self, obs: Tensor) -> Tensor:
         return self.phi_encoder(obs)  # [B, d_φ]
