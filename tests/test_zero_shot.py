@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import csv
+import importlib.util
 import math
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,6 +62,14 @@ def _episode(length: int, start: float = 0.0) -> TensorDict:
 
 def _meta() -> DatasetMeta:
     return DatasetMeta(env=MAZE, obs_spec=spec_of(_episode(1)), action_dim=2, physics_dim=6)
+
+
+def _script(name: str):
+    """``scripts/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _write(root, lengths=(3, 5, 2)) -> None:
@@ -292,7 +302,7 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     ]
     assert train_main(train) == 0
     shared = list(csv.DictReader((tmp_path / "results.csv").open()))
-    tasks = {"random": 2, "td_jepa_sigreg": 3, "zero_action": 2}  # + the goal-z diagnostic row
+    tasks = {"random": 2, "td_jepa_sigreg_sphere": 3, "zero_action": 2}  # + the goal-z diagnostic row
     assert [(r["method"], r["task"], r["seed"], r["updates"]) for r in shared] == [
         (method, task, "0", "20")
         for method, n in tasks.items()
@@ -327,6 +337,10 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     assert "20,sf/ratio," in scalars and "10,sf/corr," in scalars  # the successor-feature check
     with pytest.raises(ConfigError, match="only eval"):
         eval_main([str(run), "agent.lr=1.0"])
+    # the goal maps read the trained run (scripts/zero_shot_maps.py)
+    step, maps = _script("zero_shot_maps").maps(run, points=9)
+    assert step == 20 and len(maps) == 5
+    assert all(math.isfinite(row["peak_error"]) and row["action_gap"] >= 0 for row in maps.values())
 
     # a goal and a reward of one's own, from the command line: rows in the same table and CSV
     (tmp_path / "my_rewards.py").write_text(
@@ -510,14 +524,9 @@ def test_the_sweep_continues_a_cut_collection_and_skips_a_full_one(tmp_path):
     not mistaken for a complete dataset."""
     import argparse
     import dataclasses
-    import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).parents[1] / "scripts" / "zero_shot_sweep.py"
-    spec = importlib.util.spec_from_file_location("zero_shot_sweep", path)
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sweep = _script("zero_shot_sweep")
     args = argparse.Namespace(root=tmp_path, domain="walker")
     assert "append=false" in sweep.collect_command(args)
     (tmp_path / "data").mkdir()

@@ -99,15 +99,22 @@ def initial_physics(task: str, generator: torch.Generator, n: int, device: torch
     return torch.cat((pos, torch.zeros(n, 4, device=device)), dim=-1)
 
 
+def is_free(pos: torch.Tensor) -> torch.Tensor:
+    """Whether the disc fits at ``pos`` ``[N, 2]``: inside the outer walls (``|x|, |y| <= 1 - r``) and
+    overlapping no wall -> ``[N]`` bool."""
+    lo, hi = _wall_corners(pos.device)  # [W, 2] each
+    nearest = torch.maximum(lo[None], torch.minimum(pos[:, None], hi[None]))  # [N, W, 2]
+    clear = ((pos[:, None] - nearest).norm(dim=-1) > RADIUS).all(-1)  # [N]
+    return clear & (pos.abs() <= 1 - RADIUS).all(-1)
+
+
 def uniform_physics(generator: torch.Generator, n: int, device: torch.device) -> torch.Tensor:
     """Broad start states (``start="uniform"``): at rest, uniform over every free position of the
-    arena (the disc inside the outer walls and overlapping no wall; rejection sampling) -> ``[n, 6]``."""
-    lo, hi = _wall_corners(device)  # [W, 2] each
+    arena (:func:`is_free`; rejection sampling) -> ``[n, 6]``."""
     chunks, found = [], 0
     while found < n:
         pos = (torch.rand(2 * n, 2, generator=generator, device=device) * 2 - 1) * (1 - RADIUS)  # [2n, 2]
-        nearest = torch.maximum(lo[None], torch.minimum(pos[:, None], hi[None]))  # [2n, W, 2]
-        free = ((pos[:, None] - nearest).norm(dim=-1) > RADIUS).all(-1)  # [2n]
+        free = is_free(pos)  # [2n]
         chunks.append(pos[free])
         found += int(free.sum())
     pos = torch.cat(chunks)[:n]

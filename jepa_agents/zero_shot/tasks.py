@@ -118,10 +118,7 @@ def goal_task(env_name: str, goal: Sequence[float], obs_key: str, obs_shape: Seq
         raise TaskSpecError(f"eval.goal must be a position [x, y] on {env_name}, got {list(goal)}")
     x, y = (float(v) for v in goal)
     inner = 1.0 - maze.RADIUS
-    in_wall = any(
-        abs(x - cx) < hx + maze.RADIUS and abs(y - cy) < hy + maze.RADIUS for cx, cy, hx, hy in maze.WALLS
-    )
-    if abs(x) > inner or abs(y) > inner or in_wall:
+    if not bool(maze.is_free(torch.tensor([[x, y]]))[0]):
         raise TaskSpecError(
             f"eval.goal=[{x}, {y}] is outside the arena of {env_name} or inside a wall: the point mass "
             f"(radius {maze.RADIUS}) reaches |x|, |y| <= {inner} outside the walls (the cross at x = 0 and "

@@ -1,0 +1,69 @@
+"""Two diagnostics of a maze model from states: where a goal's implicit reward peaks, and how much its
+critic tells actions apart.
+
+For a goal ``g`` the model's task vector is ``z = infer_z_from_goal(g)``; its implicit reward is
+``r_z(s) = f(s)ᵀz`` with ``f`` the task features (ψ, FB's ``B``). On a grid of rest states covering the free
+arena (``G`` states, :func:`envs.torch_control.point_mass_maze.is_free`)::
+
+    peak_error = |argmax_s r_z(s) - g|                                   (0: the reward peaks at the goal)
+    Q(s, a) = successor(s, a, z)ᵀ z
+    action_gap = mean_s [max_a Q(s, a) - min_a Q(s, a)] / mean_s |Q(s, π(s, z))|
+
+over the nine actions ``a ∈ {-1, 0, 1}²``. A reward whose peak lies beyond the goal (unnormalized
+embeddings: ``ψ(s)ᵀz`` grows along ``z`` up to the arena's wall) drives the policy into a corner; an
+``action_gap`` of a few thousandths leaves the actor following noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from envs.torch_control import point_mass_maze as maze
+from jepa_agents.zero_shot.td_jepa import ZeroShotModel
+
+ACTIONS = torch.tensor([[x, y] for x in (-1.0, 0.0, 1.0) for y in (-1.0, 0.0, 1.0)])
+"""The nine actions ``{-1, 0, 1}²`` ``[9, 2]`` over which the action gap is taken."""
+
+
+def rest_grid(points: int) -> torch.Tensor:
+    """Maze states at rest ``[G, 4]`` on a ``points × points`` grid of the arena, free positions only."""
+    xs = torch.linspace(-1.0 + maze.RADIUS, 1.0 - maze.RADIUS, points)
+    pos = torch.stack(torch.meshgrid(xs, xs, indexing="xy"), -1).reshape(-1, 2)  # [P², 2]
+    pos = pos[maze.is_free(pos)]
+    return torch.cat([pos, torch.zeros_like(pos)], dim=-1)  # [G, 4]
+
+
+@torch.no_grad()
+def goal_maps(
+    model: ZeroShotModel, goals: Mapping[str, Sequence[float]], points: int = 39
+) -> dict[str, dict[str, float]]:
+    """``{goal name: {peak_x, peak_y, peak_error, action_gap}}`` for a state-based maze model (above)."""
+    if tuple(model.obs_shape) != (maze.STATE_DIM,):
+        raise ValueError(
+            f"goal maps need a point-mass maze model from states (obs_shape ({maze.STATE_DIM},)), got "
+            f"{tuple(model.obs_shape)}"
+        )
+    device = next(model.parameters()).device
+    states = rest_grid(points).to(device)  # [G, 4]
+    feats = model.task_features(states)  # [G, d]
+    actions = ACTIONS.to(device)
+    out = {}
+    for name, (x, y) in goals.items():
+        goal = torch.tensor([[x, y, 0.0, 0.0]], device=device)
+        z = model.infer_z_from_goal(goal)[0]  # [d]
+        peak = states[(feats @ z).argmax(), :2]
+        zs = z.expand(states.shape[0], -1)  # [G, d]
+        q = torch.stack(
+            [(model.successor(states, a.expand(states.shape[0], -1), zs) * zs).sum(-1) for a in actions]
+        )
+        q_pi = (model.successor(states, model.act(states, z), zs) * zs).sum(-1)  # [G]
+        gap = (q.max(0).values - q.min(0).values).mean() / q_pi.abs().mean().clamp_min(1e-12)
+        out[name] = {
+            "peak_x": float(peak[0]),
+            "peak_y": float(peak[1]),
+            "peak_error": float((peak - torch.tensor([x, y], device=device)).norm()),
+            "action_gap": float(gap),
+        }
+    return out

@@ -1,0 +1,72 @@
+"""Where each maze goal's implicit reward peaks and how much the critic tells actions apart, for a
+train-zero-shot run on ``torch/point_mass_maze`` from states (:mod:`jepa_agents.zero_shot.goal_maps`)::
+
+    python scripts/zero_shot_maps.py /work/runs/zs_maze/td_jepa_ortho_s0
+
+A peak far from its goal (unnormalized embeddings) or an action gap of a few thousandths (an actor that
+follows noise) explains a poor goal row of the evaluation table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from envs.torch_control.point_mass_maze import GOALS
+from jepa_agents.config.errors import ConfigError
+from jepa_agents.config.load import validate
+from jepa_agents.infra.checkpoint import latest_checkpoint, load_checkpoint
+from jepa_agents.zero_shot.agents import build_model
+from jepa_agents.zero_shot.config import ZERO_SHOT
+from jepa_agents.zero_shot.goal_maps import goal_maps
+
+
+def maps(run: Path, points: int) -> tuple[int, dict[str, dict[str, float]]]:
+    """The latest checkpoint's step and its :func:`goal_maps` over the maze's built-in goals."""
+    if not (run / "config.yaml").is_file():
+        raise ValueError(f"{run} is not a run directory (no config.yaml)")
+    try:
+        cfg = validate(OmegaConf.load(run / "config.yaml"), ZERO_SHOT)
+    except ConfigError as err:
+        raise ValueError(f"{run} is not a train-zero-shot run ({str(err).splitlines()[0]})") from None
+    if cfg.env.name != "torch/point_mass_maze" or cfg.agent.obs_key != "state":
+        raise ValueError(
+            f"{run} is a {cfg.env.name} run on {cfg.agent.obs_key}; the maps need the maze from states"
+        )
+    path = latest_checkpoint(run / "checkpoints")
+    if path is None:
+        raise ValueError(f"{run} has no checkpoint yet; train it first")
+    ckpt = load_checkpoint(path)
+    model = build_model(cfg.agent, ckpt["obs_shape"], ckpt["action_dim"])
+    model.load_state_dict(ckpt["agent"]["model"])
+    return ckpt["step"], goal_maps(model.eval(), GOALS, points)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a train-zero-shot run directory (maze, states)")
+    parser.add_argument("--points", type=int, default=39, help="grid points per axis")
+    args = parser.parse_args(argv)
+    if args.points < 2:
+        parser.error("need --points >= 2")
+    torch.set_num_threads(1)
+    try:
+        step, out = maps(args.run, args.points)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.run} after {step} updates: implicit reward peak and critic action gap per goal")
+    print(f"  {'goal':20s} {'goal at':>14s} {'peak at':>14s} {'peak error':>10s} {'action gap':>10s}")
+    for name, row in out.items():
+        goal = "({:.2f}, {:.2f})".format(*GOALS[name])
+        peak = f"({row['peak_x']:.2f}, {row['peak_y']:.2f})"
+        print(f"  {name:20s} {goal:>14s} {peak:>14s} {row['peak_error']:10.3f} {row['action_gap']:10.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
