@@ -59,7 +59,7 @@ DOMAINS: dict[str, dict] = {
 overrides of its comparison, and whether TD-JEPA runs are evaluated again with ``eval.z_inference=mean``."""
 METHODS = {
     "td_jepa_ortho": "zs_agent=td_jepa_ortho",
-    "td_jepa_sigreg_sphere_2s": "zs_agent=td_jepa_sigreg",
+    "td_jepa_sigreg_sphere": "zs_agent=td_jepa_sigreg",
     "fb": "zs_agent=fb",
 }
 """Run-name prefix -> the preset."""

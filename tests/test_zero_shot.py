@@ -304,7 +304,7 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     shared = list(csv.DictReader((tmp_path / "results.csv").open()))
     tasks = {
         "random": 2,
-        "td_jepa_sigreg_sphere_two_stream": 3,
+        "td_jepa_sigreg_sphere": 3,
         "zero_action": 2,
     }  # + the goal-z diagnostic row
     assert [(r["method"], r["task"], r["seed"], r["updates"]) for r in shared] == [
@@ -361,7 +361,7 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     # TD-JEPA with FB's inference rule: its own method label in the shared results
     assert eval_main([str(run), "eval.z_inference=mean", "eval.episodes=1", *common]) == 0
     methods = {r["method"] for r in csv.DictReader((tmp_path / "results.csv").open())}
-    assert "td_jepa_sigreg_sphere_two_stream+mean_z" in methods
+    assert "td_jepa_sigreg_sphere+mean_z" in methods
     assert (run / "zero_shot_mean_z.csv").is_file()  # the run's own rows and scalars kept apart
     assert "zero_shot_mean_z/point_mass_maze/mean" in (run / "scalars.csv").read_text()
     for spec, match in (

@@ -116,10 +116,9 @@ def test_method_labels_tell_the_presets_and_their_normalization_apart():
         return method_label(compose(["dataset=unused", *overrides], ZERO_SHOT).agent, inference)
 
     assert label("zs_agent=td_jepa_ortho") == "td_jepa_orthonormality"
-    assert label("zs_agent=td_jepa_sigreg") == "td_jepa_sigreg_sphere_two_stream"
-    assert label("zs_agent=td_jepa_sigreg", inference="mean") == "td_jepa_sigreg_sphere_two_stream+mean_z"
-    sigreg_flat = ("zs_agent=td_jepa_sigreg", "agent.network=flat")
-    assert label(*sigreg_flat, "agent.encoder_norm=false") == "td_jepa_sigreg"
+    assert label("zs_agent=td_jepa_sigreg") == "td_jepa_sigreg_sphere"
+    assert label("zs_agent=td_jepa_sigreg", inference="mean") == "td_jepa_sigreg_sphere+mean_z"
+    assert label("zs_agent=td_jepa_sigreg", "agent.encoder_norm=false") == "td_jepa_sigreg"
     assert (
         label("zs_agent=td_jepa_ortho", "agent.encoder_norm=false") == "td_jepa_orthonormality_unnormalized"
     )
