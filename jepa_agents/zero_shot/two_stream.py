@@ -1,8 +1,9 @@
 """Two-stream networks of the TD-JEPA / FB reference code, for the predictors (``T``, ``F``) and the policy.
 
-One MLP on ``[x, a, z]`` gives the 2-d action little say beside the 50-d task vector: on the maze ``Q(s, a, z)``
-of trained flat models spreads by 1-3 % of ``|Q|`` over nine actions (``scripts/zero_shot_maps.py``,
-docs/zero_shot.md). The reference embeds the two inputs that must interact apart::
+One MLP on ``[x, a, z]`` gives the 2-d action little say beside the 50-d task vector: on the maze
+``Q(s, a, z)`` of trained flat models spreads by 1-3 % of ``|Q|`` over nine actions
+(``scripts/zero_shot_maps.py``, docs/zero_shot.md). The reference embeds the two inputs that must interact
+apart::
 
     e₁ = embed₁([x, u]),  e₂ = embed₂([x, v])                 # [*, h/2] each
     embed(y) = ReLU(W₂ tanh(LayerNorm(W₁ y)))                  # widths h, then h/2
