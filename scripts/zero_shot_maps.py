@@ -14,35 +14,23 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from envs.torch_control.point_mass_maze import GOALS
 from jepa_agents.config.errors import ConfigError
-from jepa_agents.config.load import validate
-from jepa_agents.infra.checkpoint import latest_checkpoint, load_checkpoint
-from jepa_agents.zero_shot.agents import build_model
-from jepa_agents.zero_shot.config import ZERO_SHOT
+from jepa_agents.infra.checkpoint import CheckpointError
+from jepa_agents.zero_shot.cli import load_run_config
+from jepa_agents.zero_shot.evaluate import load_trained_model
 from jepa_agents.zero_shot.goal_maps import goal_maps
 
 
 def maps(run: Path, points: int) -> tuple[int, dict[str, dict[str, float]]]:
     """The latest checkpoint's step and its :func:`goal_maps` over the maze's built-in goals."""
-    if not (run / "config.yaml").is_file():
-        raise ValueError(f"{run} is not a run directory (no config.yaml)")
-    try:
-        cfg = validate(OmegaConf.load(run / "config.yaml"), ZERO_SHOT)
-    except ConfigError as err:
-        raise ValueError(f"{run} is not a train-zero-shot run ({str(err).splitlines()[0]})") from None
+    cfg = load_run_config(run)
     if cfg.env.name != "torch/point_mass_maze" or cfg.agent.obs_key != "state":
         raise ValueError(
             f"{run} is a {cfg.env.name} run on {cfg.agent.obs_key}; the maps need the maze from states"
         )
-    path = latest_checkpoint(run / "checkpoints")
-    if path is None:
-        raise ValueError(f"{run} has no checkpoint yet; train it first")
-    ckpt = load_checkpoint(path)
-    model = build_model(cfg.agent, ckpt["obs_shape"], ckpt["action_dim"])
-    model.load_state_dict(ckpt["agent"]["model"])
+    model, ckpt = load_trained_model(cfg, run)
     return ckpt["step"], goal_maps(model.eval(), GOALS, points)
 
 
@@ -56,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     try:
         step, out = maps(args.run, args.points)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, ConfigError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{args.run} after {step} updates: implicit reward peak and critic action gap per goal")

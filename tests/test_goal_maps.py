@@ -61,4 +61,4 @@ def test_the_script_refuses_what_is_not_a_maze_run(tmp_path, capsys):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.main([str(tmp_path)]) == 2
-    assert "not a run directory" in capsys.readouterr().err
+    assert "config.yaml does not exist" in capsys.readouterr().err

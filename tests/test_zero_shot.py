@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import math
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -342,9 +343,18 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     with pytest.raises(ConfigError, match="only eval"):
         eval_main([str(run), "agent.lr=1.0"])
     # the goal maps read the trained run (scripts/zero_shot_maps.py)
-    step, maps = _script("zero_shot_maps").maps(run, points=9)
+    script = _script("zero_shot_maps")
+    step, maps = script.maps(run, points=9)
     assert step == 20 and len(maps) == 5
     assert all(math.isfinite(row["peak_error"]) and row["action_gap"] >= 0 for row in maps.values())
+    broken = tmp_path / "broken_run"  # a copy whose checkpoints are damaged: one line, no traceback
+    shutil.copytree(run, broken)
+    for ckpt in (broken / "checkpoints").glob("*.pt"):
+        ckpt.write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert script.main([str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
 
     # a goal and a reward of one's own, from the command line: rows in the same table and CSV
     (tmp_path / "my_rewards.py").write_text(

@@ -24,7 +24,7 @@ def test_two_stream_predictor_embeds_action_and_task_apart():
     x, a, z = torch.randn(4, 6), torch.randn(4, 2), torch.randn(4, 5)
     out = pred(x, a, z)
     assert out.shape == (2, 4, 3)
-    # the action only reaches the output through the first stream, the task only through the second
+    # both reach the output
     a.requires_grad_(True)
     z.requires_grad_(True)
     pred(x, a, z).sum().backward()

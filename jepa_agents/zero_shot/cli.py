@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from jepa_agents.config.errors import ConfigError
 from jepa_agents.config.load import compose, group_choices, validate
@@ -98,6 +98,22 @@ def train_main(argv: list[str]) -> int:
     return 0
 
 
+def load_run_config(run_dir: Path) -> DictConfig:
+    """The validated config of a ``train-zero-shot`` run directory; a missing config or an online run's
+    directory raises :class:`ConfigError` saying what the directory is."""
+    saved_path = Path(run_dir) / "config.yaml"
+    if not saved_path.is_file():
+        raise ConfigError(f"{saved_path} does not exist: is {run_dir} a train-zero-shot run directory?")
+    raw = OmegaConf.load(saved_path)
+    if "world_model" in raw or "dataset" not in raw:
+        raise ConfigError(
+            f"{run_dir} is an online training run (jepa-agents train), not a zero-shot one: "
+            "eval-zero-shot evaluates runs of `jepa-agents train-zero-shot`; see an online run's scores "
+            f"with `jepa-agents plot {run_dir}`."
+        )
+    return validate(raw, ZERO_SHOT)
+
+
 def eval_main(argv: list[str]) -> int:
     """``jepa-agents eval-zero-shot RUN_DIR [eval.*/device/num_threads overrides]``: evaluate a run."""
     epilog = (
@@ -120,17 +136,7 @@ def eval_main(argv: list[str]) -> int:
             f"eval-zero-shot takes only eval.*, device and num_threads overrides, got {bad}; the model comes "
             f"from {args.run_dir / 'config.yaml'}."
         )
-    saved_path = args.run_dir / "config.yaml"
-    if not saved_path.is_file():
-        raise ConfigError(f"{saved_path} does not exist: is {args.run_dir} a train-zero-shot run directory?")
-    raw = OmegaConf.load(saved_path)
-    if "world_model" in raw or "dataset" not in raw:
-        raise ConfigError(
-            f"{args.run_dir} is an online training run (jepa-agents train), not a zero-shot one: "
-            "eval-zero-shot evaluates runs of `jepa-agents train-zero-shot`; see an online run's scores "
-            f"with `jepa-agents plot {args.run_dir}`."
-        )
-    saved = validate(raw, ZERO_SHOT)
+    saved = load_run_config(args.run_dir)
     asked = compose(args.overrides, ZERO_SHOT)
     for override in args.overrides:
         key = override.split("=", 1)[0]

@@ -313,13 +313,14 @@ def save_results(
         write_results(cfg.eval.results_csv, domain, method, cfg.seed, step, returns)
 
 
-def evaluate_run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None) -> dict[str, list[float]]:
-    """``jepa-agents eval-zero-shot``: evaluate the latest (or the given) checkpoint of a trained run."""
+def load_trained_model(
+    cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None, device: torch.device | str = "cpu"
+) -> tuple[torch.nn.Module, dict]:
+    """The model of a ``train-zero-shot`` run at its latest (or the given) checkpoint, and that checkpoint;
+    a run without one raises :class:`CheckpointError` saying what to do."""
     from jepa_agents.zero_shot.agents import build_model
 
-    device = resolve_device(cfg.device)
-    configure_threads(cfg.num_threads, cfg.deterministic)
-    path = checkpoint or latest_checkpoint(run_dir / "checkpoints")
+    path = checkpoint or latest_checkpoint(Path(run_dir) / "checkpoints")
     if path is None:
         raise CheckpointError(
             f"{run_dir} is a train-zero-shot run without a checkpoint yet: train it first (or resume it with "
@@ -328,6 +329,14 @@ def evaluate_run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None)
     ckpt = load_checkpoint(path)
     model = build_model(cfg.agent, ckpt["obs_shape"], ckpt["action_dim"]).to(device)
     model.load_state_dict(ckpt["agent"]["model"])
+    return model, ckpt
+
+
+def evaluate_run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None) -> dict[str, list[float]]:
+    """``jepa-agents eval-zero-shot``: evaluate the latest (or the given) checkpoint of a trained run."""
+    device = resolve_device(cfg.device)
+    configure_threads(cfg.num_threads, cfg.deterministic)
+    model, ckpt = load_trained_model(cfg, run_dir, checkpoint, device)
     dataset = load_dataset(cfg.dataset, device)
     check_model_fits(dataset, cfg.agent.obs_key, ckpt["obs_shape"], ckpt["action_dim"])
     results = zero_shot_eval(model, dataset, cfg, device)

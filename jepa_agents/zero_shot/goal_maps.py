@@ -47,18 +47,17 @@ def goal_maps(
         )
     device = next(model.parameters()).device
     states = rest_grid(points).to(device)  # [G, 4]
+    n, k = states.shape[0], ACTIONS.shape[0]
     feats = model.task_features(states)  # [G, d]
-    actions = ACTIONS.to(device)
+    every = states.repeat(k, 1)  # [k·G, 4]: each state once per action
+    actions = ACTIONS.to(device).repeat_interleave(n, 0)  # [k·G, 2]
     out = {}
     for name, (x, y) in goals.items():
         goal = torch.tensor([[x, y, 0.0, 0.0]], device=device)
         z = model.infer_z_from_goal(goal)[0]  # [d]
         peak = states[(feats @ z).argmax(), :2]
-        zs = z.expand(states.shape[0], -1)  # [G, d]
-        q = torch.stack(
-            [(model.successor(states, a.expand(states.shape[0], -1), zs) * zs).sum(-1) for a in actions]
-        )
-        q_pi = (model.successor(states, model.act(states, z), zs) * zs).sum(-1)  # [G]
+        q = (model.successor(every, actions, z.expand(k * n, -1)) @ z).reshape(k, n)  # [k, G]
+        q_pi = model.successor(states, model.act(states, z), z.expand(n, -1)) @ z  # [G]
         gap = (q.max(0).values - q.min(0).values).mean() / q_pi.abs().mean().clamp_min(1e-12)
         out[name] = {
             "peak_x": float(peak[0]),
