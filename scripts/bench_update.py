@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from jepa_agents.agents import make_agent
+from jepa_agents.infra.device import resolve_device
 from jepa_agents.train.config import compose
 from jepa_agents.train.off_policy import make_replay
 from jepa_agents.train.online import make_env
@@ -84,11 +85,19 @@ def _legacy_encode(encoder, obs: torch.Tensor) -> torch.Tensor:
     return encoder._head(encoder._convs(h)).reshape(*lead, encoder.out_dim)
 
 
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a timer measures it (CUDA launches return at once)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_updates(agent, replay, updates: int) -> float:
     """Updates per second over ``updates`` single updates (``_update_once``, diagnostics off)."""
+    _sync(agent.device)
     t0 = time.perf_counter()
     for _ in range(updates):
         agent._update_once(replay, diagnostics=False)
+    _sync(agent.device)
     return updates / (time.perf_counter() - t0)
 
 
@@ -97,6 +106,7 @@ def time_loop(agent, env, replay, steps: int, step0: int) -> float:
     td = env.reset()
     n, repeat = env.batch_size[0], getattr(env, "action_repeat", 1)
     step = step0
+    _sync(agent.device)
     t0 = time.perf_counter()
     for _ in range(steps):
         td["action"] = agent.act(td, eval_mode=False)
@@ -104,6 +114,7 @@ def time_loop(agent, env, replay, steps: int, step0: int) -> float:
         replay.add(step_td)
         step += n * repeat
         agent.update(replay, step)
+    _sync(agent.device)
     return steps * n * repeat / (time.perf_counter() - t0)
 
 
@@ -121,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = compose(list(args.overrides))
-    device = torch.device("cpu")
+    device = resolve_device(cfg.device)  # `device=cuda` among the overrides times the GPU
     env = make_env(cfg.env, cfg.env.num_envs, cfg.seed, device)
     base = make_agent(cfg, env, device)
     wide = make_agent(compose([*args.overrides, WIDE]), env, device)
@@ -165,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = {
         "date": time.strftime("%Y-%m-%d"),
         "threads": args.threads,
+        "device": str(device),
         "batch": cfg.agent.batch_size,
         "env": cfg.env.name,
         "repeats": args.repeats,

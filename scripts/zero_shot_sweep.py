@@ -13,6 +13,8 @@
 
     python scripts/zero_shot_sweep.py --root /work/runs/zs_maze                   # everything left to do
     python scripts/zero_shot_sweep.py --root /work/runs/zs_maze --report-only
+    python scripts/zero_shot_sweep.py --root /tmp/zs_gpu --device cuda --updates 1000000 --jobs 6 \
+        --set agent.batch_size=1024 train.checkpoint_every=5000     # a GPU budget (scripts/gpu_checks.sh)
 """
 
 from __future__ import annotations
@@ -82,15 +84,16 @@ def collect_command(args) -> list[str] | None:
 def train_command(args, method: str, seed: int) -> list[str] | None:
     """The command that brings ``method``/``seed`` forward, or None when it is complete."""
     run_dir, domain = args.root / f"{method}_s{seed}", DOMAINS[args.domain]
-    if finished_step(run_dir / "checkpoints", domain["updates"]) is not None:
+    if finished_step(run_dir / "checkpoints", args.updates or domain["updates"]) is not None:
         return None
     base = [sys.executable, "-m", "jepa_agents.cli", "train-zero-shot"]
     if (run_dir / "config.yaml").exists():
         return [*base, f"resume={run_dir}", "logging.progress_bar=false"]
     return [
         *base, f"dataset={args.root / 'data'}", METHODS[method], f"seed={seed}",
-        f"train.num_updates={domain['updates']}", *domain["train"], f"eval.results_csv={args.csv.resolve()}",
-        "num_threads=1", "device=cpu", "logging.progress_bar=false", f"run_dir={run_dir}",
+        f"train.num_updates={args.updates or domain['updates']}", *domain["train"], *args.set,
+        f"eval.results_csv={args.csv.resolve()}", "num_threads=1", f"device={args.device}",
+        "logging.progress_bar=false", f"run_dir={run_dir}",
     ]  # fmt: skip
 
 
@@ -109,7 +112,7 @@ def mean_z_commands(args) -> list[tuple[list[str], Path]]:
             run_dir = args.root / f"{method}_s{seed}"
             if train_command(args, method, seed) is None and (label, str(seed)) not in done:
                 cmd = [sys.executable, "-m", "jepa_agents.cli", "eval-zero-shot", str(run_dir),
-                       "eval.z_inference=mean", "num_threads=1", "device=cpu"]  # fmt: skip
+                       "eval.z_inference=mean", "num_threads=1", f"device={args.device}"]  # fmt: skip
                 out.append((cmd, args.root / f"{method}_s{seed}.log"))
     return out
 
@@ -159,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (2 on 2 cores, 1 thread each)")
+    parser.add_argument("--device", default="cpu", help="training and evaluation device (cpu, cuda)")
+    parser.add_argument("--updates", type=int, default=None, help="training budget (default: the domain's)")
+    parser.add_argument("--set", nargs="+", default=[], help="more train-zero-shot overrides for new runs")
     parser.add_argument("--csv", type=Path, default=Path("docs/results/zero_shot.csv"))
     parser.add_argument("--summary", type=Path, default=None, help="also write the summary (Markdown) here")
     parser.add_argument("--report-only", action="store_true")

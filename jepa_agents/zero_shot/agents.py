@@ -3,9 +3,10 @@
 ``make_zero_shot_agent(cfg, obs_shape, action_dim, device)`` builds :class:`TDJEPAAgent` or :class:`FBAgent`
 from the ``agent`` config (:class:`jepa_agents.zero_shot.config.ZeroShotAgentConfig`). ``agent.update(batch)``
 takes a TensorDict ``[B]`` of transitions (``observation/<key>``, ``action``, ``next/observation/<key>``,
-``next/terminated``) and returns float metrics. Task vectors for training are uniform on the sphere of
-radius ``√d``, a fraction ``train_goal_ratio`` replaced by embedded dataset states (``ψ(s')``, resp.
-``B(s')``, of a permutation of the batch).
+``next/terminated``) and returns its metrics as detached 0-d tensors on the training device, read
+(``float()``) only when logged. Task vectors for training are uniform on the sphere of radius ``√d``, a
+fraction ``train_goal_ratio`` replaced by embedded dataset states (``ψ(s')``, resp. ``B(s')``, of a
+permutation of the batch).
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def _prefixed(prefix: str, metrics: dict[str, Tensor]) -> dict[str, Tensor]:
     return {f"{prefix}/{k}": v for k, v in metrics.items()}
 
 
-def _floats(metrics: dict[str, Tensor]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items()}
+def _detached(metrics: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach() for k, v in metrics.items()}
 
 
 class _ZeroShotAgent:
@@ -97,7 +98,7 @@ class _ZeroShotAgent:
         params = [p for group in opt.param_groups for p in group["params"]]
         average_gradients(params)  # data-parallel: the mean over ranks (identity in one process)
         grads = [p.grad for p in params if p.grad is not None]
-        grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         # max_consecutive=1: raises, never skips; every rank sees the same averaged values
         self.nan_guard.ok(mean_over_ranks({**terms, "grad_norm": grad_norm}))
         opt.step()
@@ -156,7 +157,7 @@ class TDJEPAAgent(_ZeroShotAgent):
         if self.sigreg is not None:
             self.sigreg.load_state_dict(state["sigreg"])
 
-    def update(self, batch: TensorDict) -> dict[str, float]:
+    def update(self, batch: TensorDict) -> dict[str, Tensor]:
         cfg, m, t = self.cfg, self.model, self.target
         obs, action, next_obs, discount = self._unpack(batch)
         with torch.no_grad():
@@ -192,7 +193,7 @@ class TDJEPAAgent(_ZeroShotAgent):
         metrics |= _prefixed("reg_phi", met_rphi) | _prefixed("reg_psi", met_rpsi)
         metrics |= {"loss": loss.detach(), "phi_norm": phi.norm(dim=-1).mean().detach()}
         metrics["psi_norm"] = psi.norm(dim=-1).mean().detach()
-        return _floats({f"train/{k}": v for k, v in metrics.items()})
+        return _detached({f"train/{k}": v for k, v in metrics.items()})
 
 
 class FBAgent(_ZeroShotAgent):
@@ -206,7 +207,7 @@ class FBAgent(_ZeroShotAgent):
         params = [*m.forward_encoder.parameters(), *m.forward_map.parameters(), *m.backward_map.parameters()]
         self.optimizers["critic"] = torch.optim.Adam(params, lr=cfg.lr)
 
-    def update(self, batch: TensorDict) -> dict[str, float]:
+    def update(self, batch: TensorDict) -> dict[str, Tensor]:
         cfg, m, t = self.cfg, self.model, self.target
         obs, action, next_obs, discount = self._unpack(batch)
         with torch.no_grad():
@@ -230,7 +231,7 @@ class FBAgent(_ZeroShotAgent):
         polyak_update(t.forward_map, m.forward_map, cfg.tau_predictor)
         polyak_update(t.backward_map, m.backward_map, cfg.tau_encoder)
         metrics = met_fb | met_orth | met_actor | {"loss": loss.detach()}
-        return _floats({f"train/{k}": v for k, v in metrics.items()})
+        return _detached({f"train/{k}": v for k, v in metrics.items()})
 
 
 def make_zero_shot_agent(cfg, obs_shape: Sequence[int], action_dim: int, device: torch.device):

@@ -129,7 +129,7 @@ def eval_main(argv: list[str]) -> int:
     parser.add_argument("run_dir", type=Path, help="run directory of `jepa-agents train-zero-shot`")
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file (default: the latest)")
     parser.add_argument("overrides", nargs="*", help="eval.*, device, num_threads overrides")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # `RUN --checkpoint F key=value` too
     bad = [o for o in args.overrides if not o.split("=", 1)[0].startswith(EVAL_KEYS)]
     if bad:
         raise ConfigError(

@@ -1,0 +1,110 @@
+"""Updates per second of the zero-shot learners (TD-JEPA+orthonormality, TD-JEPA+SIGReg, FB) on one device.
+
+Each preset is timed on the same random transitions of ``torch/point_mass_maze``'s shapes (the timing
+does not depend on the values), in two variants, alternating within each repeat:
+
+* ``lazy``: ``agent.update(batch)`` as the trainer calls it (metrics stay on the device; the trainer
+  reads them only every ``train.log_every`` updates);
+* ``sync``: the same, then every metric read with ``float()`` (what the learner did before
+  2026-12-04: on a GPU each read waits for all queued work).
+
+    python scripts/bench_zero_shot.py --device cuda --batch 1024
+    python scripts/bench_zero_shot.py --device cpu --batch 256 --updates 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from tensordict import TensorDict
+
+from jepa_agents.config.load import compose
+from jepa_agents.infra.device import resolve_device
+from jepa_agents.zero_shot.agents import make_zero_shot_agent
+from jepa_agents.zero_shot.config import ZERO_SHOT
+
+PRESETS = ["td_jepa_ortho", "td_jepa_sigreg", "fb"]
+OBS_DIM, ACTION_DIM = 4, 2  # point_mass_maze from states: position and velocity; a 2-D force
+
+
+def random_batch(batch: int, device: torch.device) -> TensorDict:
+    """``batch`` transitions with random states and actions, laid out as the offline dataset's."""
+    return TensorDict(
+        {
+            "observation": {"state": torch.randn(batch, OBS_DIM)},
+            "action": torch.rand(batch, ACTION_DIM) * 2 - 1,
+            "next": {
+                "observation": {"state": torch.randn(batch, OBS_DIM)},
+                "terminated": torch.zeros(batch, 1, dtype=torch.bool),
+            },
+        },
+        batch_size=[batch],
+    ).to(device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_updates(
+    agent, batch: TensorDict, updates: int, read_every_update: bool, device: torch.device
+) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(updates):
+        metrics = agent.update(batch)
+        if read_every_update:
+            {k: float(v) for k, v in metrics.items()}
+    _sync(device)
+    return updates / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument(
+        "--updates", type=int, default=200, help="timed updates per preset, variant and repeat"
+    )
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--presets", nargs="+", default=PRESETS)
+    parser.add_argument("overrides", nargs="*", help="more agent.* overrides (as train-zero-shot takes them)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = resolve_device(args.device)
+    batch = random_batch(args.batch, device)
+    out = {"date": time.strftime("%Y-%m-%d"), "device": str(device), "batch": args.batch, "results": {}}
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+    for preset in args.presets:
+        cfg = compose(
+            ["dataset=unused", f"zs_agent={preset}", f"agent.batch_size={args.batch}", *args.overrides],
+            ZERO_SHOT,
+        )
+        agent = make_zero_shot_agent(cfg.agent, [OBS_DIM], ACTION_DIM, device)
+        time_updates(agent, batch, args.warmup, False, device)
+        rates: dict[str, list[float]] = {"lazy": [], "sync": []}
+        for _ in range(args.repeats):
+            for variant in rates:
+                rates[variant].append(time_updates(agent, batch, args.updates, variant == "sync", device))
+        row = {v: statistics.median(r) for v, r in rates.items()}
+        row["ratio"] = row["lazy"] / row["sync"]
+        out["results"][preset] = row
+        print(
+            f"{preset:>15}: lazy {row['lazy']:.1f} updates/s, sync {row['sync']:.1f} ({row['ratio']:.2f}x)",
+            flush=True,
+        )
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
