@@ -3,8 +3,9 @@
 Every row is a `jepa-agents train train=dmc_100k ...` run in ``<root>/<row>_s<seed>``. A run directory
 that holds a final checkpoint is skipped, one with an earlier checkpoint is continued with
 ``resume=<dir>`` (bit-exact), a missing one is started; so the sweep can be cut at any time and run
-again. At the end (or with ``--report-only``) the curves with the published references and the per-seed
-rows of the complete runs are written::
+again. At the end (or with ``--report-only``) the curves of the complete runs with the published references
+are drawn (``--figure``) and their per-seed rows merged into ``--csv`` (the rows of runs whose directories
+are elsewhere stay)::
 
     python scripts/dmc100k_sweep.py --root /work/runs/dmc100k                 # everything left to do
     python scripts/dmc100k_sweep.py --root /work/runs/dmc100k --rows sigreg   # only the main result
@@ -69,7 +70,9 @@ def run(cmd: list[str], log: Path) -> tuple[int, float]:
     return code, time.perf_counter() - start
 
 
-def report(root: Path, out_dir: Path) -> None:
+def report(root: Path, figure: Path, rows: Path) -> None:
+    """The curves of the complete runs under ``root`` (with the published references) to ``figure``, and
+    their per-seed rows merged into ``rows`` (rows of runs that are not under ``root`` are kept)."""
     runs = sorted(str(p) for p in root.iterdir() if finished_step(p / "checkpoints", TOTAL) is not None)
     if not runs:
         print(f"no complete runs under {root}")
@@ -78,8 +81,7 @@ def report(root: Path, out_dir: Path) -> None:
     group = "agent.name,world_model.name,world_model.regularizer,world_model.target,agent.lr_critic,agent.utd"
     cmd = [
         sys.executable, "-m", "jepa_agents.cli", "plot", *runs, "--group-by", group,
-        "--reference", "drqv2,dreamerv3", "--out", str(out_dir / "figures" / "dmc100k.png"),
-        "--seeds-out", str(out_dir / "results" / "dmc100k.csv"),
+        "--reference", "drqv2,dreamerv3", "--out", str(figure), "--seeds-out", str(rows), "--seeds-merge",
     ]  # fmt: skip
     subprocess.call(cmd)
 
@@ -93,7 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=1, help="threads per new run (--jobs 1 --threads 2: alone)"
     )
-    parser.add_argument("--docs", type=Path, default=Path("docs"), help="where figures/ and results/ are")
+    parser.add_argument("--figure", type=Path, default=Path("docs/figures/dmc100k.png"))
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=Path("docs/results/dmc100k.csv"),
+        help="per-seed rows, merged (kept rows of runs not under --root)",
+    )
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     args.root.mkdir(parents=True, exist_ok=True)
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             for future in concurrent.futures.as_completed(futures):
                 code, seconds = future.result()
                 print(f"{futures[future]}: exit {code} after {seconds / 60:.1f} min", flush=True)
-    report(args.root, args.docs)
+    report(args.root, args.figure, args.csv)
     return 0
 
 

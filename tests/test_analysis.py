@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -339,5 +340,24 @@ def test_cli_reference_lines_and_per_seed_rows(tmp_path, capsys):
     }  # fmt: skip
     assert [float(r["return"]) for r in rows] == [500.0, 1000.0, 1500.0]
     assert (rows[0]["frames"], rows[0]["updates"], rows[0]["wall_s"]) == ("100000", "100000", "100000.0")
+    # --seeds-merge: the rows of the runs given are replaced, the file's other rows (runs whose directories
+    # are elsewhere or gone) kept; without it the file holds the runs given only
+    with seeds.open("a") as f:
+        f.write("dmc/cartpole_swingup,sac / jepa,0,100000,375.0,2558.4,12000\n")
+    shutil.rmtree(tmp_path / "runs" / "s0")
+    shutil.rmtree(tmp_path / "runs" / "s1")
+    make_run(tmp_path / "runs", "s1", env="torch/cartpole_swingup", seed=1,
+             scalars={"eval/return": linear(100_000, 0.001, 20_000)})  # fmt: skip
+    assert main([*argv, "--seeds-out", str(seeds), "--seeds-merge"]) == 0
+    rows = [(r["env"], r["seed"], float(r["return"])) for r in csv.DictReader(seeds.open())]
+    assert rows == [
+        ("dmc/cartpole_swingup", "0", 375.0),
+        ("torch/cartpole_swingup", "0", 500.0),  # its run is gone: kept
+        ("torch/cartpole_swingup", "1", 100.0),  # replaced
+        ("torch/cartpole_swingup", "2", 1500.0),
+    ]
+    assert main([*argv, "--seeds-out", str(seeds)]) == 0
+    assert [r["seed"] for r in csv.DictReader(seeds.open())] == ["1", "2"]
+    assert main([*argv, "--seeds-merge"]) == 1
     assert main([str(tmp_path / "runs"), "--out", str(out), "--reference", "dqn"]) == 1
     assert "choose from" in capsys.readouterr().err

@@ -85,6 +85,11 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
         help="write one row per run: env,method,seed,frames,return,wall_s,updates (method = the group)",
     )
     p.add_argument(
+        "--seeds-merge",
+        action="store_true",
+        help="with --seeds-out: replace the rows of these runs and keep the file's other rows",
+    )
+    p.add_argument(
         "--table-out",
         type=Path,
         metavar="PATH",
@@ -108,6 +113,8 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> None:
     if args.last_k < 1 or args.reps < 1:
         raise AnalysisError("--last-k and --reps must be at least 1")
+    if args.seeds_merge and not args.seeds_out:
+        raise AnalysisError("--seeds-merge updates the file of --seeds-out; name it")
     outs = check_outputs(args.out)
     references = parse_methods(args.reference) if args.reference else []
     group_by = [k.strip() for k in args.group_by.split(",") if k.strip()]
@@ -122,7 +129,7 @@ def _run(args: argparse.Namespace) -> None:
         return
     scores = final_scores(runs, args.metric, group_by, args.last_k)
     if args.seeds_out:
-        print(f"wrote {write_seed_rows(scores, args.seeds_out)}")
+        print(f"wrote {write_seed_rows(scores, args.seeds_out, merge=args.seeds_merge)}")
     if args.table or args.table_out:
         tables = all_tables(runs, scores, args.metric, group_by, args.last_k, reps=args.reps, seed=args.seed)
         if args.table:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_agents.analysis.errors import AnalysisWarning
+from jepa_agents.analysis.errors import AnalysisError, AnalysisWarning
 from jepa_agents.analysis.figures import si
 from jepa_agents.analysis.runs import Run, group_label
 from jepa_agents.analysis.scores import (
@@ -262,21 +262,32 @@ def _wall_seconds(run) -> float | str:
     return round(max(walls) - min(walls), 1) if walls else ""
 
 
-def write_seed_rows(scores: Sequence[FinalScore], out: str | Path) -> Path:
+def write_seed_rows(scores: Sequence[FinalScore], out: str | Path, merge: bool = False) -> Path:
     """One CSV row per run (:data:`SEED_COLUMNS`): its environment, group (``method``), seed, the frames
     and value of its final score, its wall time (the training time summed over the run's sessions, its
     last ``perf/train_s``; for runs that predate that counter, first to last logged scalar) and its
-    gradient updates (the last ``train/updates`` it logged; empty when it logs none)."""
+    gradient updates (the last ``train/updates`` it logged; empty when it logs none).
+
+    ``merge``: keep the rows already in ``out`` whose ``(env, method, seed)`` none of ``scores`` has (runs
+    whose directories are elsewhere or gone), replace the others."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
-    for s in sorted(scores, key=lambda s: (s.env, s.group, str(s.run.get("seed", "")))):
+    for s in scores:
         updates = s.run.scalars.get("train/updates")
         rows.append({
-            "env": s.env, "method": s.group, "seed": s.run.get("seed", ""), "frames": int(s.step),
+            "env": s.env, "method": s.group, "seed": str(s.run.get("seed", "")), "frames": int(s.step),
             "return": round(s.value, 2), "wall_s": _wall_seconds(s.run),
             "updates": int(updates.values[-1]) if updates is not None and len(updates) else "",
         })  # fmt: skip
+    if merge and out.is_file():
+        with out.open(newline="") as f:
+            old = list(csv.DictReader(f))
+        if old and set(old[0]) != set(SEED_COLUMNS):
+            raise AnalysisError(f"{out} has columns {sorted(old[0])}, not {list(SEED_COLUMNS)}: not merged")
+        new = {(r["env"], r["method"], r["seed"]) for r in rows}
+        rows += [r for r in old if (r["env"], r["method"], r["seed"]) not in new]
+    rows.sort(key=lambda r: (r["env"], r["method"], r["seed"]))
     with out.open("w", newline="") as f:
         writer = csv.DictWriter(f, SEED_COLUMNS, lineterminator="\n")
         writer.writeheader()
