@@ -3,8 +3,9 @@ train-zero-shot run on ``torch/point_mass_maze`` from states (:mod:`jepa_agents.
 
     python scripts/zero_shot_maps.py /work/runs/zs_maze/td_jepa_ortho_s0
 
-A peak far from its goal (unnormalized embeddings) or an action gap of a few thousandths (an actor that
-follows noise) explains a poor goal row of the evaluation table.
+A peak far from its goal (unnormalized embeddings), an action gap of a few thousandths (an actor that
+follows noise) or a push near 1 at the goal (a saturated, bang-bang policy) explains a poor goal row
+of the evaluation table.
 """
 
 from __future__ import annotations
@@ -47,12 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ConfigError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{args.run} after {step} updates: implicit reward peak and critic action gap per goal")
-    print(f"  {'goal':20s} {'goal at':>14s} {'peak at':>14s} {'peak error':>10s} {'action gap':>10s}")
+    print(
+        f"{args.run} after {step} updates: implicit reward peak, critic action gap, policy's push at the goal"
+    )
+    head = f"  {'goal':20s} {'goal at':>14s} {'peak at':>14s} {'peak error':>10s} {'action gap':>10s}"
+    print(f"{head} {'push':>6s}")
     for name, row in out.items():
         goal = "({:.2f}, {:.2f})".format(*GOALS[name])
         peak = f"({row['peak_x']:.2f}, {row['peak_y']:.2f})"
-        print(f"  {name:20s} {goal:>14s} {peak:>14s} {row['peak_error']:10.3f} {row['action_gap']:10.4f}")
+        print(
+            f"  {name:20s} {goal:>14s} {peak:>14s} {row['peak_error']:10.3f} {row['action_gap']:10.4f} "
+            f"{row['push_at_goal']:6.2f}"
+        )
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The maze goal maps: where a goal's implicit reward peaks and the critic's action gap (planted models)."""
+"""The maze goal maps: where a goal's implicit reward peaks, the critic's action gap and the policy's push
+at the goal (planted models)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ class Planted(ZeroShotModel):
         return torch.zeros(obs.shape[0], 2)
 
 
+class Pushing(Planted):
+    """The same features and critic, and a policy that pushes at full force along x wherever it is."""
+
+    def act(self, obs, z, mean=True):
+        return torch.tensor([[1.0, -0.3]]).expand(obs.shape[0], 2)
+
+
 def test_rest_grid_holds_free_positions_only():
     states = rest_grid(39)
     assert states.shape[1] == 4 and bool(is_free(states[:, :2]).all()) and bool((states[:, 2:] == 0).all())
@@ -50,6 +58,9 @@ def test_a_local_reward_peaks_at_its_goal_and_a_linear_one_beyond_it():
     local = goal_maps(Planted(rbf=True), goals)
     assert all(row["peak_error"] < 1e-6 for row in local.values())
     assert all(row["action_gap"] == pytest.approx(0.2, rel=1e-5) for row in local.values())
+    assert all(row["push_at_goal"] == 0.0 for row in local.values())  # a policy that stays
+    pushing = goal_maps(Pushing(rbf=True), goals)
+    assert all(row["push_at_goal"] == 1.0 and row["peak_error"] < 1e-6 for row in pushing.values())
     linear = goal_maps(Planted(rbf=False), goals)["reach_bottom_left"]  # r = -(x + y) / √2: the far corner
     assert linear["peak_error"] > 0.4 and linear["peak_x"] < -0.8 and linear["peak_y"] < -0.8
 

@@ -8,10 +8,12 @@ arena (``G`` states, :func:`envs.torch_control.point_mass_maze.is_free`)::
     peak_error = |argmax_s r_z(s) - g|                                   (0: the reward peaks at the goal)
     Q(s, a) = successor(s, a, z)ᵀ z
     action_gap = mean_s [max_a Q(s, a) - min_a Q(s, a)] / mean_s |Q(s, π(s, z))|
+    push_at_goal = |π(g at rest, z)|_∞                     (0: the policy stays; 1: full force away)
 
 over the nine actions ``a ∈ {-1, 0, 1}²``. A reward whose peak lies beyond the goal (unnormalized
 embeddings: ``ψ(s)ᵀz`` grows along ``z`` up to the arena's wall) drives the policy into a corner; an
-``action_gap`` of a few thousandths leaves the actor following noise.
+``action_gap`` of a few thousandths leaves the actor following noise; a ``push_at_goal`` near 1 is a
+saturated (bang-bang) policy, which holds a goal only by chattering around it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def rest_grid(points: int) -> torch.Tensor:
 def goal_maps(
     model: ZeroShotModel, goals: Mapping[str, Sequence[float]], points: int = 39
 ) -> dict[str, dict[str, float]]:
-    """``{goal name: {peak_x, peak_y, peak_error, action_gap}}`` for a state-based maze model (above)."""
+    """``{goal name: {peak_x, peak_y, peak_error, action_gap, push_at_goal}}`` for a state-based maze model
+    (above)."""
     if tuple(model.obs_shape) != (maze.STATE_DIM,):
         raise ValueError(
             f"goal maps need a point-mass maze model from states (obs_shape ({maze.STATE_DIM},)), got "
@@ -59,10 +62,12 @@ def goal_maps(
         q = (model.successor(every, actions, z.expand(k * n, -1)) @ z).reshape(k, n)  # [k, G]
         q_pi = model.successor(states, model.act(states, z), z.expand(n, -1)) @ z  # [G]
         gap = (q.max(0).values - q.min(0).values).mean() / q_pi.abs().mean().clamp_min(1e-12)
+        push = model.act(goal, z.unsqueeze(0))[0].abs().max()  # the mean action resting on the goal
         out[name] = {
             "peak_x": float(peak[0]),
             "peak_y": float(peak[1]),
             "peak_error": float((peak - torch.tensor([x, y], device=device)).norm()),
             "action_gap": float(gap),
+            "push_at_goal": float(push),
         }
     return out
