@@ -1,4 +1,5 @@
-"""The two layouts of the zero-shot predictors and policy (flat MLP, the reference's two streams)."""
+"""The two layouts of the zero-shot predictors and policy (flat MLP, the reference's two streams), and the
+actor's objective over the predictor ensemble."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from jepa_agents.config.errors import ConfigError
 from jepa_agents.config.load import compose, validate
 from jepa_agents.zero_shot.agents import build_model
 from jepa_agents.zero_shot.config import ZERO_SHOT
+from jepa_agents.zero_shot.losses import actor_loss
+from jepa_agents.zero_shot.results import method_label
 from jepa_agents.zero_shot.td_jepa import Actor, Predictor
 from jepa_agents.zero_shot.two_stream import TwoStream
 
@@ -58,3 +61,21 @@ def test_a_run_saved_before_the_setting_keeps_the_flat_layout(tmp_path):
     saved = OmegaConf.to_container(cfg)
     del saved["agent"]["network"]
     assert validate(OmegaConf.create(saved), ZERO_SHOT).agent.network == "flat"
+
+
+def test_a_pessimistic_actor_maximizes_the_ensemble_minimum():
+    """``actor_pessimism`` 0.5 with two members is the minimum of their values (metamotivo's FB); 0 the
+    mean; with three members the penalty is the mean pairwise gap. The label names a pessimistic actor."""
+    torch.manual_seed(0)
+    pred, z = torch.randn(2, 5, 3), torch.randn(5, 3)
+    qs = (pred * z).sum(-1)  # [2, 5]
+    assert torch.allclose(actor_loss(pred, z)[0], -qs.mean())
+    assert torch.allclose(actor_loss(pred, z, 0.5)[0], -qs.min(0).values.mean())
+    three = torch.randn(3, 5, 3)
+    q3 = (three * z).sum(-1)
+    gap = sum((q3[i] - q3[j]).abs() for i in range(3) for j in range(3) if i != j) / 6
+    assert torch.allclose(actor_loss(three, z, 1.0)[0], -(q3.mean(0) - gap).mean())
+    fb = compose(["dataset=unused", "zs_agent=fb", "agent.actor_pessimism=0.5"], ZERO_SHOT).agent
+    assert method_label(fb) == "fb_pessimism0.5"
+    with pytest.raises(ConfigError, match="actor_pessimism"):
+        compose(["dataset=unused", "zs_agent=fb", "agent.actor_pessimism=-1"], ZERO_SHOT)

@@ -182,7 +182,7 @@ class TDJEPAAgent(_ZeroShotAgent):
         with torch.no_grad():
             phi_d = m.phi(obs)
         pred = m.phi_predictor(phi_d, m.actor.sample(phi_d, z), z)  # [K, B, d]
-        loss_actor, met_actor = actor_loss(pred, z)
+        loss_actor, met_actor = actor_loss(pred, z, cfg.actor_pessimism)
         self._step(self.optimizers["actor"], loss_actor, {"actor": loss_actor})
 
         polyak_update(t.phi_encoder, m.phi_encoder, cfg.tau_encoder)
@@ -224,7 +224,7 @@ class FBAgent(_ZeroShotAgent):
 
         with torch.no_grad():
             e = m.embed(obs)
-        loss_actor, met_actor = actor_loss(m.forward_map(e, m.actor.sample(e, z), z), z)
+        loss_actor, met_actor = actor_loss(m.forward_map(e, m.actor.sample(e, z), z), z, cfg.actor_pessimism)
         self._step(self.optimizers["actor"], loss_actor, {"actor": loss_actor})
 
         polyak_update(t.forward_encoder, m.forward_encoder, cfg.tau_predictor)

@@ -160,6 +160,9 @@ class ZeroShotAgentConfig:
     """Std of the policy's Gaussian noise in TD targets and the actor loss."""
     actor_clip: float = 0.3
     """Clip of that noise."""
+    actor_pessimism: float = 0.0
+    """The actor maximizes ``mean_k Q_k - actor_pessimism · (mean gap between ensemble members)``: 0 the
+    ensemble mean (td_jepa_public, both methods), 0.5 the minimum of two members (metamotivo's FB)."""
     network: str = "flat"
     """Layout of the predictors and the policy: ``flat`` (one MLP on ``[x, a, z]``, resp. ``[x, z]``; the
     layout of runs made before this setting) or ``two_stream`` (the reference code's: ``[x, a]`` and
@@ -203,6 +206,7 @@ class ZeroShotAgentConfig:
             "phi_dim": self.phi_dim >= 1,
             "num_predictors": self.num_predictors >= 1,
             "actor_std": self.actor_std >= 0,
+            "actor_pessimism": self.actor_pessimism >= 0,
             "reg_coef": self.reg_coef >= 0,
             "lr": self.lr > 0,
             "lr_actor": self.lr_actor > 0,

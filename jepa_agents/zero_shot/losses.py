@@ -66,13 +66,24 @@ def encoder_regularizer(enc: Tensor, kind: str, sigreg: nn.Module | None = None)
     raise ValueError(f"unknown encoder regularizer {kind!r}; choose orthonormality, sigreg or none")
 
 
-def actor_loss(pred: Tensor, z: Tensor) -> tuple[Tensor, Metrics]:
-    """Policy loss: maximize ``Q(s, π(s, z), z) = mean_k T_k(x, π(x, z), z)ᵀ z``.
+def actor_loss(pred: Tensor, z: Tensor, pessimism: float = 0.0) -> tuple[Tensor, Metrics]:
+    """Policy loss: maximize a pessimistic ``Q(s, π(s, z), z)`` over the ensemble.
 
-    ``pred`` ``[K, B, d]`` (predictions at the policy's actions), ``z`` ``[B, d]``;
-    ``L = -mean_b Q_b`` with ``Q_b = mean_k pred_{k,b}ᵀ z_b``.
+    ``pred`` ``[K, B, d]`` (predictions at the policy's actions), ``z`` ``[B, d]``::
+
+        Q_k,b = pred_k,bᵀ z_b                                           # [K, B]
+        unc_b = Σ_{i≠j} |Q_i,b - Q_j,b| / (K(K-1))                      # mean gap between members
+        L = -mean_b (mean_k Q_k,b - pessimism · unc_b)
+
+    ``pessimism`` 0: the ensemble mean (td_jepa_public's default for both methods); 0.5 with K = 2: the
+    minimum of the two members (metamotivo's FB default, ``actor_pessimism_penalty``).
     """
-    q = (pred * z).sum(-1).mean(0)  # [B]
+    qs = (pred * z).sum(-1)  # [K, B]
+    q = qs.mean(0)  # [B]
+    k = qs.shape[0]
+    if pessimism > 0 and k > 1:
+        unc = (qs.unsqueeze(0) - qs.unsqueeze(1)).abs().sum((0, 1)) / (k * k - k)  # [B]
+        q = q - pessimism * unc
     loss = -q.mean()
     return loss, {"actor_loss": loss.detach(), "q": q.mean().detach()}
 

@@ -28,7 +28,8 @@ def method_label(agent_cfg, z_inference: str = "own") -> str:
     """``fb`` or ``td_jepa_<regularizer>`` (``orthonormality``, ``sigreg``, ``none``) with the encoders'
     normalization when it is not the regularizer's own (orthonormality: on the sphere, as the paper; SIGReg
     and none: unnormalized, as LeJEPA's embeddings): ``_sphere`` or ``_unnormalized``; then
-    ``_two_stream`` for the reference's network layout (``agent.network``). TD-JEPA evaluated with
+    ``_two_stream`` for the reference's network layout (``agent.network``), ``_pessimism<λ>`` for a
+    pessimistic actor (``agent.actor_pessimism``). TD-JEPA evaluated with
     ``eval.z_inference=mean`` gets ``+mean_z``. E.g. ``td_jepa_sigreg_sphere_two_stream+mean_z``."""
     label = "fb"
     if agent_cfg.name != "fb":
@@ -37,6 +38,8 @@ def method_label(agent_cfg, z_inference: str = "own") -> str:
             label += "_sphere" if agent_cfg.encoder_norm else "_unnormalized"
     if agent_cfg.network == "two_stream":
         label += "_two_stream"
+    if agent_cfg.actor_pessimism:
+        label += f"_pessimism{agent_cfg.actor_pessimism:g}"
     return label + ("+mean_z" if z_inference == "mean" and agent_cfg.name != "fb" else "")
 
 
