@@ -73,3 +73,20 @@ def test_the_script_refuses_what_is_not_a_maze_run(tmp_path, capsys):
     spec.loader.exec_module(script)
     assert script.main([str(tmp_path)]) == 2
     assert "config.yaml does not exist" in capsys.readouterr().err
+
+
+def test_settle_points_follow_the_policy():
+    """A policy that stays ends where the episodes start; one that pushes along +x ends further right."""
+    import envs
+    from jepa_agents.zero_shot.goal_maps import settle_points
+
+    goals = {"reach_bottom_left": GOALS["reach_bottom_left"]}
+    env = envs.make("torch/point_mass_maze", num_envs=4, seed=0, device="cpu", from_pixels=False)
+    start = env.reset()["state"][:, :2].mean(0)
+    still = settle_points(Planted(rbf=True), env, goals, steps=20)["reach_bottom_left"]
+    pushed = settle_points(Pushing(rbf=True), env, goals, steps=20)["reach_bottom_left"]
+    env.close()
+    assert abs(still["settle_x"] - float(start[0])) < 0.05 and pushed["settle_x"] > still["settle_x"] + 0.05
+    goal = torch.tensor(GOALS["reach_bottom_left"])
+    end = torch.tensor([still["settle_x"], still["settle_y"]])
+    assert still["settle_error"] == pytest.approx(float((end - goal).norm()), abs=1e-6)

@@ -14,6 +14,10 @@ over the nine actions ``a ∈ {-1, 0, 1}²``. A reward whose peak lies beyond th
 embeddings: ``ψ(s)ᵀz`` grows along ``z`` up to the arena's wall) drives the policy into a corner; an
 ``action_gap`` of a few thousandths leaves the actor following noise; a ``push_at_goal`` near 1 is a
 saturated (bang-bang) policy, which holds a goal only by chattering around it.
+
+:func:`settle_points` runs the policy: where ``N`` episodes from the domain's start end after ``T`` steps
+with ``π(·, z_g)``, and how far that is from ``g`` (a policy that settles beside a goal its reward map
+gets right has a critic that is off).
 """
 
 from __future__ import annotations
@@ -69,5 +73,30 @@ def goal_maps(
             "peak_error": float((peak - torch.tensor([x, y], device=device)).norm()),
             "action_gap": float(gap),
             "push_at_goal": float(push),
+        }
+    return out
+
+
+@torch.no_grad()
+def settle_points(
+    model: ZeroShotModel, env, goals: Mapping[str, Sequence[float]], steps: int = 300
+) -> dict[str, dict[str, float]]:
+    """``{goal name: {settle_x, settle_y, settle_error}}``: the mean position of ``env``'s copies after
+    ``steps`` steps of the mean policy ``π(·, z_g)`` from a reset (``env``: ``torch/point_mass_maze`` from
+    states, ``[N]`` copies), and its distance to the goal."""
+    device = next(model.parameters()).device
+    out = {}
+    for name, (x, y) in goals.items():
+        z = model.infer_z_from_goal(torch.tensor([[x, y, 0.0, 0.0]], device=device))  # [1, d]
+        td = env.reset()
+        for _ in range(steps):
+            obs = td["state"].to(device)  # [N, 4]
+            td["action"] = model.act(obs, z.expand(obs.shape[0], -1)).to(td["state"].device)
+            _, td = env.step_and_maybe_reset(td)
+        end = td["state"][:, :2].to(device).mean(0)  # [2]
+        out[name] = {
+            "settle_x": float(end[0]),
+            "settle_y": float(end[1]),
+            "settle_error": float((end - torch.tensor([x, y], device=device)).norm()),
         }
     return out
