@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 import envs
+from jepa_agents.infra.device import synchronize
 
 
 def dm_control_fps(image_size: int, steps: int) -> float:
@@ -57,13 +58,11 @@ def torch_fps(task: str, num_envs: int, device: str, steps: int, from_pixels: bo
     td = env.reset()
     for i in range(2):
         _, td = env.step_and_maybe_reset(td.set("action", actions[i]))
-    if device != "cpu":
-        torch.cuda.synchronize()
+    synchronize(torch.device(device))
     start = time.perf_counter()
     for i in range(2, steps + 2):
         _, td = env.step_and_maybe_reset(td.set("action", actions[i]))
-    if device != "cpu":
-        torch.cuda.synchronize()
+    synchronize(torch.device(device))
     return steps * num_envs / (time.perf_counter() - start)
 
 

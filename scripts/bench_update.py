@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from jepa_agents.agents import make_agent
-from jepa_agents.infra.device import resolve_device
+from jepa_agents.infra.device import resolve_device, synchronize
 from jepa_agents.train.config import compose
 from jepa_agents.train.off_policy import make_replay
 from jepa_agents.train.online import make_env
@@ -85,19 +85,13 @@ def _legacy_encode(encoder, obs: torch.Tensor) -> torch.Tensor:
     return encoder._head(encoder._convs(h)).reshape(*lead, encoder.out_dim)
 
 
-def _sync(device: torch.device) -> None:
-    """Wait for queued GPU work, so that a timer measures it (CUDA launches return at once)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_updates(agent, replay, updates: int) -> float:
     """Updates per second over ``updates`` single updates (``_update_once``, diagnostics off)."""
-    _sync(agent.device)
+    synchronize(agent.device)
     t0 = time.perf_counter()
     for _ in range(updates):
         agent._update_once(replay, diagnostics=False)
-    _sync(agent.device)
+    synchronize(agent.device)
     return updates / (time.perf_counter() - t0)
 
 
@@ -106,7 +100,7 @@ def time_loop(agent, env, replay, steps: int, step0: int) -> float:
     td = env.reset()
     n, repeat = env.batch_size[0], getattr(env, "action_repeat", 1)
     step = step0
-    _sync(agent.device)
+    synchronize(agent.device)
     t0 = time.perf_counter()
     for _ in range(steps):
         td["action"] = agent.act(td, eval_mode=False)
@@ -114,7 +108,7 @@ def time_loop(agent, env, replay, steps: int, step0: int) -> float:
         replay.add(step_td)
         step += n * repeat
         agent.update(replay, step)
-    _sync(agent.device)
+    synchronize(agent.device)
     return steps * n * repeat / (time.perf_counter() - t0)
 
 

@@ -23,7 +23,7 @@ import torch
 from tensordict import TensorDict
 
 from jepa_agents.config.load import compose
-from jepa_agents.infra.device import resolve_device
+from jepa_agents.infra.device import resolve_device, synchronize
 from jepa_agents.zero_shot.agents import make_zero_shot_agent
 from jepa_agents.zero_shot.config import ZERO_SHOT
 
@@ -46,21 +46,17 @@ def random_batch(batch: int, device: torch.device) -> TensorDict:
     ).to(device)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_updates(
     agent, batch: TensorDict, updates: int, read_every_update: bool, device: torch.device
 ) -> float:
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(updates):
         metrics = agent.update(batch)
         if read_every_update:
-            {k: float(v) for k, v in metrics.items()}
-    _sync(device)
+            for value in metrics.values():
+                float(value)  # one host read each, as the learner did
+    synchronize(device)
     return updates / (time.perf_counter() - t0)
 
 

@@ -375,6 +375,8 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     ckpt = sorted((run / "checkpoints").glob("*.pt"))[-1]
     mean_z = ["eval.z_inference=mean", "eval.episodes=1", *common]
     assert eval_main([str(run), "--checkpoint", str(ckpt), *mean_z]) == 0
+    with pytest.raises(CheckpointError, match="does not exist"):  # not "corrupt: delete it"
+        eval_main([str(run), "--checkpoint", str(tmp_path / "ckpt_000000000999.pt"), *mean_z])
     methods = {r["method"] for r in csv.DictReader((tmp_path / "results.csv").open())}
     assert "td_jepa_sigreg_sphere+mean_z" in methods
     assert (run / "zero_shot_mean_z.csv").is_file()  # the run's own rows and scalars kept apart

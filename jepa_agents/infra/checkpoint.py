@@ -83,7 +83,10 @@ def save_checkpoint(directory: Path, step: int, state: dict[str, Any], config_ha
 
 
 def load_checkpoint(path: Path, config_hash: str | None = None) -> dict[str, Any]:
-    """Load and check one checkpoint; any damage raises :class:`CheckpointError` naming the file."""
+    """Load and check one checkpoint; a missing file or any damage raises :class:`CheckpointError` naming
+    the file."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"Checkpoint {path} does not exist; name a file ckpt_<step>.pt of the run.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for damaged files

@@ -23,6 +23,12 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (CUDA launches return at once), so a timer measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def configure_threads(num_threads: int, deterministic: bool) -> None:
     """Apply ``torch.set_num_threads`` (0 keeps the default) and deterministic algorithms."""
     if num_threads < 0:
