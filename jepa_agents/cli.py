@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     from jepa_agents.data.offline import DatasetError
     from jepa_agents.infra import distributed
     from jepa_agents.infra.checkpoint import CheckpointError
+    from jepa_agents.infra.device import DeviceError
     from jepa_agents.infra.run_dir import RunDirError
     from jepa_agents.train.run import RunStartError, TrainingError
     from jepa_agents.zero_shot.tasks import TaskSpecError
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         TrainingError,
         RunStartError,
         DatasetError,
+        DeviceError,
         GLBackendError,
         TaskSpecError,
         distributed.DistributedError,

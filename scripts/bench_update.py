@@ -12,8 +12,10 @@ Variants (the default config of ``jepa-agents train``: SAC + JEPA/SIGReg from 64
   first convolution, ``channels_last``, slices of ``K + n`` rows with bootstrap-only rows encoded
   without gradients, so every transition gets its full n-step return) on the previous encoder width:
   the ratio to ``legacy`` is the path's alone;
-* ``fp32``, ``bf16``: the current default learner (``small_cnn`` 16-32-64-128; ``bf16`` is the default
-  ``world_model.precision``).
+* ``fp32``, ``bf16``: the current default learner (``small_cnn`` 16-32-64-128) in each precision; the
+  default ``world_model.precision=auto`` is the one of the two that the device computes natively (bf16 on
+  CPUs with AVX512-BF16 or AMX and on CUDA with bf16, else fp32); the script prints which, with the CPU
+  capability, since the ratio between them depends on it (an AVX2 CPU emulates bf16 at 1/6 of fp32).
 
 Each repeat times ``--updates`` updates of every variant in turn (after a warm-up), then ``--loop-steps``
 iterations of the training loop's collect -> update cycle; the median over repeats and the ratios to
@@ -36,6 +38,7 @@ import torch.nn.functional as F
 
 from jepa_agents.agents import make_agent
 from jepa_agents.infra.device import resolve_device, synchronize
+from jepa_agents.infra.precision import describe, resolve_precision
 from jepa_agents.train.config import compose
 from jepa_agents.train.off_policy import make_replay
 from jepa_agents.train.online import make_env
@@ -131,6 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
     base = make_agent(cfg, env, device)
     wide = make_agent(compose([*args.overrides, WIDE]), env, device)
     replay = make_replay(cfg, env, None, device)
+    auto = resolve_precision("auto", device)
+    print(f"device {device} ({describe(device)}): world_model.precision=auto means {auto} here", flush=True)
     td = env.reset()
     for _ in range(args.seed_steps):
         td["action"] = env.action_spec.rand()
@@ -171,6 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
         "date": time.strftime("%Y-%m-%d"),
         "threads": args.threads,
         "device": str(device),
+        "hardware": describe(device),
+        "auto_precision": auto,
         "batch": cfg.agent.batch_size,
         "env": cfg.env.name,
         "repeats": args.repeats,

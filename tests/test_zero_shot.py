@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from tensordict import TensorDict
 
 import envs
+from jepa_agents.cli import main as cli_main
 from jepa_agents.config.errors import ConfigError
 from jepa_agents.config.load import compose
 from jepa_agents.data.offline import DatasetError, DatasetMeta, DatasetWriter, load_dataset, spec_of
@@ -363,6 +364,7 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
         "def near_center(physics):\n    return -physics[:, :2].norm(dim=-1)\n"
         "def broken(physics):\n    raise RuntimeError('no such sensor')\n"
         "def wrong_shape(physics):\n    return physics[:, :2]\n"
+        "def nan_half(physics):\n    r = physics[:, 0].clone()\n    r[::2] = float('nan')\n    return r\n"
     )
     monkeypatch.chdir(tmp_path)
     custom = ["eval.goal=[0.5,0.5]", "eval.reward=my_rewards:near_center", *common]
@@ -381,12 +383,19 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys, monkeypatch):
     assert "td_jepa_sigreg_sphere+mean_z" in methods
     assert (run / "zero_shot_mean_z.csv").is_file()  # the run's own rows and scalars kept apart
     assert "zero_shot_mean_z/point_mass_maze/mean" in (run / "scalars.csv").read_text()
+    written = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     for spec, match in (
         ("broken", "my_rewards:broken raised RuntimeError: no such sensor"),
         ("wrong_shape", r"must return 500 rewards \(shape \[N\]\)"),
+        ("nan_half", r"my_rewards:nan_half returned 250 non-finite value\(s\) \(NaN or inf\) of 500"),
     ):
         with pytest.raises(TaskSpecError, match=match):
             eval_main([str(run), f"eval.reward=my_rewards:{spec}", *common])
+    capsys.readouterr()
+    assert cli_main(["eval-zero-shot", str(run), "eval.reward=my_rewards:nan_half", *common]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: custom reward") and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == written  # nothing written
     with pytest.raises(ConfigError, match="cannot import"):
         eval_main([str(run), "eval.reward=no_such_module:f", *common])
     for goal in ("[1.5,0.0]", "[0.0,0.2]"):  # outside the arena, inside the wall cross
@@ -451,6 +460,22 @@ def test_offline_training_resumes_exactly(tmp_path):
     assert train_main([f"resume={run}", "device=cpu", "num_threads=1", "logging.progress_bar=false"]) == 0
     resumed = load_checkpoint(run / "checkpoints" / "ckpt_000000000006.pt")["agent"]["model"]
     assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_train_zero_shot_refuses_a_non_finite_custom_reward_before_writing(tmp_path, monkeypatch, capsys):
+    """A custom reward returning NaN is one line naming the function and the count, before the run
+    directory exists (the reward is checked on relabeled dataset transitions when the run starts)."""
+    _write(tmp_path / "ds", lengths=(30, 30))
+    bad = "def all_nan(physics):\n    return physics[:, 0] * float('nan')\n"
+    (tmp_path / "bad_rewards.py").write_text(bad)
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    args = [f"dataset={tmp_path / 'ds'}", f"run_dir={run}", "eval.reward=bad_rewards:all_nan", "device=cpu"]
+    capsys.readouterr()
+    assert cli_main(["train-zero-shot", *args]) == 2
+    err = capsys.readouterr().err
+    assert "bad_rewards:all_nan returned 60 non-finite value(s)" in err and len(err.strip().splitlines()) == 1
+    assert not run.exists()
 
 
 def test_uniform_starts_cover_the_maze_and_collect_reports_coverage(tmp_path, capsys):

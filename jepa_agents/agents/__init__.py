@@ -26,10 +26,10 @@ from jepa_agents.agents.imagination import ImaginationAgent
 from jepa_agents.agents.imagination_config import ImaginationConfig
 from jepa_agents.agents.ppo import PPOAgent, make_ppo
 from jepa_agents.agents.ppo_config import PPOConfig
-from jepa_agents.agents.sac import ObsEncoder, SACAgent
+from jepa_agents.agents.sac import SACAgent
 from jepa_agents.agents.spaces import action_space, observation_key
 from jepa_agents.infra.distributed import world_size
-from jepa_agents.world_models import make_world_model
+from jepa_agents.world_models import EncoderStack, make_world_model
 
 __all__ = [
     "LEARNERS", "DiscreteSACAgent", "DiscreteSACConfig", "Learner", "PPOAgent", "SACAgent", "SACConfig",
@@ -62,8 +62,8 @@ def make_sac(cfg: DictConfig, env, device: torch.device) -> SACAgent:
     obs_key = observation_key(cfg, env)
     obs_shape = env.observation_spec[obs_key].shape[1:]
     model = make_world_model(wm_cfg, obs_shape, action_dim, discrete)
-    if model is None:  # world_model.name=none: the encoder alone, trained by the critic loss
-        model = ObsEncoder(wm_cfg, obs_shape)
+    if model is None:  # world_model.name=none: the same encoder stack alone, trained by the critic loss
+        model = EncoderStack(wm_cfg, obs_shape)
     common = _schedule(cfg, env)
     if discrete:
         life_loss = "life_loss" in env.observation_spec.keys()

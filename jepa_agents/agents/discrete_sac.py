@@ -23,11 +23,11 @@ from tensordict import TensorDict
 from torch import Tensor, nn
 
 from jepa_agents.agents.config import DiscreteSACConfig
-from jepa_agents.agents.sac import ObsEncoder, SACAgent, SACNetworks, Trunk, _frozen, _gather_steps
+from jepa_agents.agents.sac import SACAgent, SACNetworks, Trunk, _frozen, _gather_steps
 from jepa_agents.agents.sac_losses import critic_loss, discrete_actor_loss, soft_value, temperature_loss
 from jepa_agents.data.replay import Replay
 from jepa_agents.nn import MLP
-from jepa_agents.world_models import LatentWorldModel
+from jepa_agents.world_models import EncoderStack
 
 
 class CategoricalActor(nn.Module):
@@ -65,15 +65,13 @@ class DiscreteSACAgent(SACAgent):
 
     cfg: DiscreteSACConfig
 
-    def __init__(
-        self, cfg: DiscreteSACConfig, model: LatentWorldModel | ObsEncoder, *args, life_loss: bool, **kwargs
-    ):
+    def __init__(self, cfg: DiscreteSACConfig, model: EncoderStack, *args, life_loss: bool, **kwargs):
         self._terminal_keys = (
             ("terminated", "life_loss") if cfg.life_loss_terminal and life_loss else ("terminated",)
         )
         super().__init__(cfg, model, *args, **kwargs)
 
-    def _build_networks(self, model: LatentWorldModel | ObsEncoder) -> SACNetworks:
+    def _build_networks(self, model: EncoderStack) -> SACNetworks:
         cfg, d, a = self.cfg, model.latent_dim, self.action_dim
         actor = CategoricalActor(d, a, cfg.feature_dim, cfg.actor_hidden)
         critic = DiscreteTwinQ(d, a, cfg.feature_dim, cfg.critic_hidden)

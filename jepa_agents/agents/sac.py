@@ -1,7 +1,8 @@
 """SAC on the latent of a JEPA world model (continuous actions), DrQ-v2 style, with n-step returns.
 
 Per gradient update, from ``B`` replay slices of ``L = T + n`` consecutive steps, ``T = K`` transitions
-(the world model's horizon; ``T = 1`` without a world model), so every transition in the loss gets its
+(``world_model.horizon``, also without the world-model loss, so that ablation sees the same critic
+batch), so every transition in the loss gets its
 full n-step return (shorter only where the episode terminates inside the window):
 
 * ``z = f(aug(o_{0..T}))`` ``[B, T+1, D]``: one shared, random-shifted encoding with gradients; the
@@ -45,8 +46,8 @@ from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
 from jepa_agents.infra.nan_guard import NaNGuard
 from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.losses import jepa_loss
-from jepa_agents.nn import MLP, RandomShift, make_encoder
-from jepa_agents.world_models import LatentWorldModel, WorldModelConfig
+from jepa_agents.nn import MLP
+from jepa_agents.world_models import EncoderStack, LatentWorldModel
 
 
 class Trunk(nn.Module):
@@ -127,32 +128,12 @@ class TwinQ(nn.Module):
         return torch.stack([head(x) for head in self._heads])
 
 
-class ObsEncoder(nn.Module):
-    """The encoder alone, for ``world_model.name=none``: ``encode(obs, augment) -> z [*, D]``.
-
-    Same encoder (``world_model.encoder``, ``latent_dim``) and random shift (``augment_pad``) as a world
-    model's, trained by the critic loss only.
-    """
-
-    def __init__(self, cfg: WorldModelConfig, obs_shape: Sequence[int]):
-        super().__init__()
-        self.latent_dim = cfg.latent_dim
-        pixels = len(obs_shape) == 3
-        kwargs = {"precision": cfg.precision} if pixels else {}
-        self._encoder = make_encoder(cfg.encoder, obs_shape, cfg.latent_dim, **kwargs)
-        self._augment = RandomShift(cfg.augment_pad) if pixels and cfg.augment_pad > 0 else nn.Identity()
-
-    def encode(self, obs: Tensor, augment: bool = False) -> Tensor:
-        """``obs [*, *obs_shape] -> z [*, D]``; random-shifts images first when ``augment``."""
-        return self._encoder(self._augment(obs) if augment else obs)
-
-
 class SACNetworks(nn.Module):
     """Every network of a SAC learner: world model (encoder), actor, critics, target critics, ``log α``."""
 
     def __init__(
         self,
-        model: LatentWorldModel | ObsEncoder,
+        model: EncoderStack,
         actor: nn.Module,
         critic: nn.Module,
         init_temperature: float,
@@ -170,8 +151,8 @@ class SACAgent:
 
     Args:
         cfg: learner settings.
-        model: world model (or :class:`ObsEncoder`) whose ``encode`` gives ``z``; trained by ``jepa_loss``
-            when it is a world model and ``wm_weight > 0``.
+        model: world model (or, for ``world_model=none``, the same :class:`EncoderStack` alone) whose
+            ``encode`` gives ``z``; trained by ``jepa_loss`` when it is a world model and ``wm_weight > 0``.
         obs_key: observation key the agent sees (``pixels`` or ``state``).
         action_dim: ``A``.
         device: training device.
@@ -183,7 +164,7 @@ class SACAgent:
     def __init__(
         self,
         cfg: SACConfig,
-        model: LatentWorldModel | ObsEncoder,
+        model: EncoderStack,
         obs_key: str,
         action_dim: int,
         device: torch.device,
@@ -198,7 +179,7 @@ class SACAgent:
         self.device = device
         self.nets = self._build_networks(model).to(device)
         self._use_world_model = isinstance(model, LatentWorldModel) and cfg.wm_weight > 0
-        horizon = model.cfg.horizon if self._use_world_model else 1
+        horizon = model.cfg.horizon  # with or without the world-model loss: the same critic batch
         self.horizon = horizon  # K, and T: the transitions of a slice in the critic loss
         self.seq_len = horizon + cfg.n_step  # L = T + n: every transition gets its full n-step return
         self.target_entropy = (
@@ -226,7 +207,7 @@ class SACAgent:
         self.counters = {"updates": 0, "calls": 0, "credit": 0.0, "step": -1}
 
     # --------------------------------------------------------------------------- learner-specific
-    def _build_networks(self, model: LatentWorldModel | ObsEncoder) -> SACNetworks:
+    def _build_networks(self, model: EncoderStack) -> SACNetworks:
         cfg, d, a = self.cfg, model.latent_dim, self.action_dim
         actor = TanhGaussianActor(d, a, cfg.feature_dim, cfg.actor_hidden, cfg.log_std_min, cfg.log_std_max)
         critic = TwinQ(d, a, cfg.feature_dim, cfg.critic_hidden)

@@ -5,21 +5,29 @@ from __future__ import annotations
 import torch
 
 
+class DeviceError(ValueError):
+    """The configured device does not exist here (the command line reports it in one line)."""
+
+
 def resolve_device(spec: str) -> torch.device:
-    """``auto`` -> ``cuda`` when available else ``cpu``; ``cpu``/``cuda``/``cuda:N`` are checked."""
+    """``auto`` -> ``cuda`` when available else ``cpu``; ``cpu``/``cuda``/``cuda:N`` are checked
+    (:class:`DeviceError` naming the fix)."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(spec)
     except RuntimeError:
-        raise ValueError(f"device={spec!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        raise DeviceError(f"device={spec!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device={spec!r} but CUDA is not available here; use device=cpu or auto")
+            raise DeviceError(f"device={spec!r} but CUDA is not available here; use device=cpu or auto")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device={spec!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+            n = torch.cuda.device_count()
+            raise DeviceError(
+                f"device={spec!r} but only {n} CUDA device(s) exist; use cuda:0..cuda:{n - 1} or auto"
+            )
     elif device.type != "cpu":
-        raise ValueError(f"device={spec!r} is not supported; use auto, cpu, cuda or cuda:N")
+        raise DeviceError(f"device={spec!r} is not supported; use auto, cpu, cuda or cuda:N")
     return device
 
 

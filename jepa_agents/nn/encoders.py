@@ -9,7 +9,8 @@ The fast path (conv stacks without padding): the normalization is folded into th
 ``conv(x·s - 0.5; W, b) = conv(x; s·W, b - 0.5·Σ_{c,i,j} W)``, so a uint8 batch is cast once to the
 compute dtype and never scaled in memory; convolutions run in ``channels_last`` layout; with
 ``precision="bf16"`` the encoder runs under bf16 autocast (uint8 values are exact in bf16) and returns
-float32, on the CPU and on CUDA.
+float32, on the CPU and on CUDA; ``precision="auto"`` is bf16 where the input's device computes bf16
+natively, else fp32 (``jepa_agents.infra.precision``).
 
 Kinds (``make_encoder(kind, obs_shape, out_dim)``):
 
@@ -30,10 +31,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from jepa_agents.infra.precision import PRECISIONS, resolve_precision
 from jepa_agents.nn.mlp import MLP
 
 ENCODER_KINDS = ("auto", "small_cnn", "nature", "drq", "impala", "mlp")
-PRECISIONS = ("fp32", "bf16")
 
 _CONV_SPECS: dict[str, tuple[tuple[int, int, int], ...]] = {
     # (out channels, kernel, stride)
@@ -91,7 +92,7 @@ class _ImageEncoder(nn.Module):
         lead = obs.shape[:-3]
         x = obs.reshape(-1, *obs.shape[-3:])
         scale = _input_scale(x)
-        bf16 = self.precision == "bf16"
+        bf16 = resolve_precision(self.precision, x.device) == "bf16"
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             # layout change on the 1-byte input, then the cast (which keeps the layout): 2.6x cheaper
             x = x.contiguous(memory_format=torch.channels_last).to(torch.bfloat16 if bf16 else torch.float32)
@@ -204,7 +205,7 @@ def make_encoder(
 ) -> nn.Module:
     """Encoder ``kind`` (see module docstring) for observations of shape ``obs_shape`` (no batch dims).
 
-    ``precision``: ``fp32`` or ``bf16`` (autocast) for the image encoders; state MLPs always run in
+    ``precision``: ``fp32``, ``bf16`` (autocast) or ``auto`` for the image encoders; state MLPs run in
     float32. ``kwargs``: ``channels`` for ``small_cnn`` (4 counts) and ``impala`` (one per stage),
     ``hidden_dims`` for ``mlp``.
     """

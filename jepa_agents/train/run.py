@@ -14,6 +14,7 @@ from jepa_agents.config.load import saved_config_hash
 from jepa_agents.infra import distributed
 from jepa_agents.infra.checkpoint import finished_step
 from jepa_agents.infra.device import configure_threads, resolve_device
+from jepa_agents.infra.precision import describe, resolve_precision
 from jepa_agents.infra.run_dir import prepare_run_dir
 from jepa_agents.train.lifecycle import TrainingError
 from jepa_agents.train.off_policy import OffPolicyTrainer, make_replay
@@ -46,6 +47,17 @@ def _refuse_complete_run(cfg: DictConfig) -> None:
         )
 
 
+def resolve_hardware_settings(cfg: DictConfig, device: torch.device) -> tuple[DictConfig, str]:
+    """``world_model.precision=auto`` resolved for ``device`` (so the saved ``config.yaml`` and every
+    resume compute the same thing), and the line that says what was chosen and why."""
+    asked = cfg.world_model.precision
+    resolved = resolve_precision(asked, device)
+    if resolved != asked:
+        cfg = OmegaConf.merge(cfg, {"world_model": {"precision": resolved}})
+    why = f"auto on {device.type}: {describe(device)}" if asked == "auto" else "as configured"
+    return cfg, f"precision: {resolved} ({why})"
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path, device: torch.device) -> OnlineTrainer:
     """The parts of the run, handed to the trainer of the learner's kind, resumed when ``cfg.resume``."""
     from jepa_agents.agents import trainer_kind
@@ -69,6 +81,7 @@ def train(cfg: DictConfig) -> Path:
         cfg.distributed.enabled, cfg.distributed.backend, cfg.distributed.timeout_s, device
     )
     configure_threads(cfg.num_threads, cfg.deterministic)
+    cfg, precision_line = resolve_hardware_settings(cfg, device)
     if cfg.resume:
         _refuse_complete_run(cfg)
     fresh = not cfg.resume and not Path(cfg.run_dir).exists()
@@ -77,6 +90,7 @@ def train(cfg: DictConfig) -> Path:
         cfg = OmegaConf.merge(cfg, {"run_dir": str(run_dir)})
     if ctx.is_main:
         print(f"run directory: {run_dir}", flush=True)
+        print(precision_line, flush=True)
     start = time.perf_counter()
     try:
         trainer = build_trainer(cfg, run_dir, device)

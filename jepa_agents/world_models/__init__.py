@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jepa_agents.world_models.base import LatentWorldModel
+from jepa_agents.world_models.base import EncoderStack, LatentWorldModel
 from jepa_agents.world_models.config import WorldModelConfig
 from jepa_agents.world_models.jepa import JEPAWorldModel
 from jepa_agents.world_models.seq_jepa import SeqJEPAWorldModel
 
-__all__ = ["JEPAWorldModel", "LatentWorldModel", "SeqJEPAWorldModel", "WorldModelConfig", "make_world_model"]
+__all__ = [
+    "EncoderStack",
+    "JEPAWorldModel",
+    "LatentWorldModel",
+    "SeqJEPAWorldModel",
+    "WorldModelConfig",
+    "make_world_model",
+]
 
 
 def make_world_model(

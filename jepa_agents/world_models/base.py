@@ -16,7 +16,39 @@ from jepa_agents.regularizers import SIGReg, make_regularizer
 from jepa_agents.world_models.config import WorldModelConfig
 
 
-class LatentWorldModel(nn.Module, abc.ABC):
+class EncoderStack(nn.Module):
+    """What every agent's encoder is, with or without a world model: ``obs -> z [*, D]`` through the
+    random shift (images, ``augment_pad``), the encoder (``world_model.encoder``, orthogonal init) and the
+    embedding normalization (``embed_norm``). ``world_model=none`` builds this alone, so the no-world-model
+    ablation differs from the world-model rows only in the missing loss (``tests/test_ablation_rows.py``).
+    """
+
+    def __init__(self, cfg: WorldModelConfig, obs_shape: Sequence[int]):
+        super().__init__()
+        self.cfg = cfg
+        self.obs_shape = tuple(int(s) for s in obs_shape)
+        self.latent_dim = cfg.latent_dim
+        enc_kwargs = {"channels": tuple(cfg.encoder_channels)} if cfg.encoder_channels else {}
+        pixels = len(self.obs_shape) == 3
+        if pixels:
+            enc_kwargs["precision"] = cfg.precision
+        self._encoder = make_encoder(cfg.encoder, self.obs_shape, cfg.latent_dim, **enc_kwargs)
+        self._norm = EmbeddingNorm(cfg.latent_dim) if cfg.embed_norm == "batch" else None
+        self._augment = RandomShift(cfg.augment_pad) if pixels and cfg.augment_pad > 0 else nn.Identity()
+
+    def encode(self, obs: Tensor, augment: bool = False, running_stats: bool = False) -> Tensor:
+        """``obs [*, *obs_shape] -> z [*, D]``; random-shifts images first when ``augment`` and training.
+
+        With ``embed_norm=batch`` the output is batch-normalized over every leading dim (training mode:
+        the batch's statistics, which also update the running ones; eval mode or ``running_stats``: the
+        running statistics, so acting on one observation is deterministic given the state, and an
+        on-policy learner sees the same embedding when acting and when recomputing log-probabilities).
+        """
+        z = self._encoder(self._augment(obs) if augment else obs)
+        return z if self._norm is None else self._norm(z, running=running_stats)
+
+
+class LatentWorldModel(EncoderStack, abc.ABC):
     """Encoder ``obs -> z [*, D]`` plus everything a latent-predictive loss needs besides the predictor.
 
     Built from ``(cfg, obs_shape, action_dim, discrete)``: ``obs_shape`` has no batch dims (``[C, H, W]``
@@ -29,19 +61,9 @@ class LatentWorldModel(nn.Module, abc.ABC):
     """
 
     def __init__(self, cfg: WorldModelConfig, obs_shape: Sequence[int], action_dim: int, discrete: bool):
-        super().__init__()
-        self.cfg = cfg
-        self.obs_shape = tuple(int(s) for s in obs_shape)
-        self.latent_dim = cfg.latent_dim
+        super().__init__(cfg, obs_shape)
         self.action_dim = int(action_dim)
         self.discrete = bool(discrete)
-        enc_kwargs = {"channels": tuple(cfg.encoder_channels)} if cfg.encoder_channels else {}
-        if len(self.obs_shape) == 3:
-            enc_kwargs["precision"] = cfg.precision
-        self._encoder = make_encoder(cfg.encoder, self.obs_shape, cfg.latent_dim, **enc_kwargs)
-        self._norm = EmbeddingNorm(cfg.latent_dim) if cfg.embed_norm == "batch" else None
-        pixels = len(self.obs_shape) == 3
-        self._augment = RandomShift(cfg.augment_pad) if pixels and cfg.augment_pad > 0 else nn.Identity()
         self._target_encoder = None
         if cfg.target == "ema":
             self._target_encoder = copy.deepcopy(self._encoder).requires_grad_(False)
@@ -57,18 +79,6 @@ class LatentWorldModel(nn.Module, abc.ABC):
         self._continue_head = MLP(d, hidden, 1, "elu", True) if cfg.continue_weight > 0 else None
         self._value_head = MLP(d, hidden, 1, "elu", True) if cfg.value_weight > 0 else None
         self._inverse_head = MLP(2 * d, hidden, a, "elu", True) if cfg.inverse_weight > 0 else None
-
-    # ----------------------------------------------------------------------------------- encoding
-    def encode(self, obs: Tensor, augment: bool = False, running_stats: bool = False) -> Tensor:
-        """``obs [*, *obs_shape] -> z [*, D]``; random-shifts images first when ``augment`` and training.
-
-        With ``embed_norm=batch`` the output is batch-normalized over every leading dim (training mode:
-        the batch's statistics, which also update the running ones; eval mode or ``running_stats``: the
-        running statistics, so acting on one observation is deterministic given the state, and an
-        on-policy learner sees the same embedding when acting and when recomputing log-probabilities).
-        """
-        z = self._encoder(self._augment(obs) if augment else obs)
-        return z if self._norm is None else self._norm(z, running=running_stats)
 
     @torch.no_grad()
     def encode_target(self, obs: Tensor, augment: bool = False) -> Tensor:

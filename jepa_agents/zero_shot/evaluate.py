@@ -111,6 +111,23 @@ def eval_tasks(
     return [builtin_task(cfg.env.name, t) for t in builtin] + goal_rows + custom
 
 
+def check_custom_rewards(cfg: DictConfig, dataset: OfflineDataset) -> None:
+    """Call every custom reward row (``eval.reward``) on relabeled dataset transitions once, so that a
+    function that fails or returns the wrong shape or non-finite values is one :class:`TaskSpecError`
+    before anything is trained or written. RNG-neutral."""
+    obs_shape = tuple(dataset.meta.obs_spec[cfg.agent.obs_key]["shape"])
+    custom = [t for t in eval_tasks(cfg, obs_shape) if t.name.startswith("reward:")]
+    if not custom:
+        return
+    saved = rng_state()
+    try:
+        physics = dataset.sample(min(cfg.eval.inference_samples, len(dataset)))["next", "physics"]
+        for task in custom:
+            task.reward(physics)
+    finally:
+        set_rng_state(saved)
+
+
 def check_model_fits(dataset: OfflineDataset, obs_key: str, obs_shape, action_dim: int) -> None:
     """The dataset must hold the model's observation with the model's shape and action size."""
     dataset.check_obs(obs_key, tuple(obs_shape))
@@ -339,6 +356,7 @@ def evaluate_run(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None)
     model, ckpt = load_trained_model(cfg, run_dir, checkpoint, device)
     dataset = load_dataset(cfg.dataset, device)
     check_model_fits(dataset, cfg.agent.obs_key, ckpt["obs_shape"], ckpt["action_dim"])
+    check_custom_rewards(cfg, dataset)
     results = zero_shot_eval(model, dataset, cfg, device)
     context = baselines(dataset, cfg, device)
     logger = Logger(run_dir, tensorboard=cfg.logging.tensorboard, csv_file=cfg.logging.csv)

@@ -20,6 +20,7 @@ observation ``goal_obs`` ``[*obs_shape]`` from which ``z`` is inferred directly 
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,8 +67,8 @@ def builtin_task(env_name: str, task: str) -> EvalTask:
 
 
 def checked_reward(fn: Callable, label: str) -> RewardFn:
-    """``fn`` wrapped so that an exception or an output that is not ``N`` finite-shaped numbers becomes
-    one :class:`TaskSpecError` naming the function."""
+    """``fn`` wrapped so that an exception, an output that is not ``N`` numbers, or non-finite values
+    become one :class:`TaskSpecError` naming the function (and how many values were bad)."""
 
     def reward(physics: Tensor) -> Tensor:
         try:
@@ -79,6 +80,12 @@ def checked_reward(fn: Callable, label: str) -> RewardFn:
             raise TaskSpecError(
                 f"custom reward {label} must return {physics.shape[0]} rewards (shape [N]) for physics of "
                 f"shape {list(physics.shape)}, got shape {list(values.shape)}"
+            )
+        bad = int((~torch.isfinite(values)).sum())
+        if bad:
+            raise TaskSpecError(
+                f"custom reward {label} returned {bad} non-finite value(s) (NaN or inf) of {values.numel()} "
+                f"for physics of shape {list(physics.shape)}: make it return finite rewards"
             )
         return values.reshape(-1)
 
@@ -117,6 +124,8 @@ def goal_task(env_name: str, goal: Sequence[float], obs_key: str, obs_shape: Seq
     if len(goal) != 2:
         raise TaskSpecError(f"eval.goal must be a position [x, y] on {env_name}, got {list(goal)}")
     x, y = (float(v) for v in goal)
+    if not all(map(math.isfinite, (x, y))):
+        raise TaskSpecError(f"eval.goal=[{x}, {y}] is not finite: give a position [x, y] in the arena")
     inner = 1.0 - maze.RADIUS
     if not bool(maze.is_free(torch.tensor([[x, y]]))[0]):
         raise TaskSpecError(

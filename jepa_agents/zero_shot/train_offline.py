@@ -32,6 +32,7 @@ from jepa_agents.train.online import make_env
 from jepa_agents.zero_shot.agents import make_zero_shot_agent
 from jepa_agents.zero_shot.evaluate import (
     baselines,
+    check_custom_rewards,
     check_tasks,
     output_name,
     report,
@@ -181,6 +182,7 @@ def train_zero_shot(cfg: DictConfig) -> Path:
     if cfg.resume:
         _refuse_complete_run(cfg)
     dataset = load_checked_dataset(cfg, device)
+    check_custom_rewards(cfg, dataset)  # a custom reward that fails is one line, before the run dir exists
     obs_shape = list(dataset.meta.obs_spec[cfg.agent.obs_key]["shape"])
     run_dir = distributed.on_main(prepare_run_dir, cfg)  # rank 0 makes it, every rank gets its path
     seed_everything(cfg.seed)  # the same networks on every rank
