@@ -39,6 +39,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from jepa_agents.infra.argtypes import nonnegative_int, positive_int
+
 os.environ.setdefault("MUJOCO_GL", "egl")  # before any dm_control import; inherited by spawned workers
 
 DMC_TASK = ("walker", "walk")
@@ -281,15 +283,23 @@ def bench_dmc(n: int, steps: int, warmup: int, repeats: int, workers: list[int],
 
 def main(argv=None) -> list[tuple]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--atari-envs", type=int, default=8)
-    parser.add_argument("--atari-steps", type=int, default=1000, help="agent steps per timed run")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating raw/wrapper rounds (median)")
+    parser.add_argument("--atari-envs", type=positive_int, default=8)
+    parser.add_argument("--atari-steps", type=positive_int, default=1000, help="agent steps per timed run")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=5, help="alternating raw/wrapper rounds (median)"
+    )
     parser.add_argument("--skip-atari", action="store_true", help="time the DMC backends only")
-    parser.add_argument("--dmc-envs", type=int, default=4)
-    parser.add_argument("--dmc-steps", type=int, default=100, help="timed agent (batch) steps per run")
-    parser.add_argument("--dmc-warmup", type=int, default=5, help="untimed agent steps before each run")
-    parser.add_argument("--dmc-repeats", type=int, default=3, help="rounds over all DMC backends (median)")
-    parser.add_argument("--dmc-workers", type=int, nargs="+", default=[0, 2, 4])
+    parser.add_argument("--dmc-envs", type=positive_int, default=4)
+    parser.add_argument(
+        "--dmc-steps", type=nonnegative_int, default=100, help="timed agent (batch) steps per run"
+    )
+    parser.add_argument(
+        "--dmc-warmup", type=nonnegative_int, default=5, help="untimed agent steps before each run"
+    )
+    parser.add_argument(
+        "--dmc-repeats", type=positive_int, default=3, help="rounds over all DMC backends (median)"
+    )
+    parser.add_argument("--dmc-workers", type=nonnegative_int, nargs="+", default=[0, 2, 4])
     parser.add_argument(
         "--dmc-backends",
         action=argparse.BooleanOptionalAction,

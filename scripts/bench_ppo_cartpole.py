@@ -17,6 +17,8 @@ import platform
 import time
 from pathlib import Path
 
+from jepa_agents.infra.argtypes import positive_int
+
 
 def cpu_model() -> str:
     try:
@@ -52,10 +54,10 @@ def summarize(run_dir: Path, start: float, target: float) -> dict[str, float | N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-envs", type=int, default=1024)
-    parser.add_argument("--num-threads", type=int, default=1)
-    parser.add_argument("--env-steps", type=int, default=12_000_000, help="training budget (frames)")
-    parser.add_argument("--eval-every", type=int, default=500_000)
+    parser.add_argument("--num-envs", type=positive_int, default=1024)
+    parser.add_argument("--num-threads", type=positive_int, default=1)
+    parser.add_argument("--env-steps", type=positive_int, default=12_000_000, help="training budget (frames)")
+    parser.add_argument("--eval-every", type=positive_int, default=500_000)
     parser.add_argument("--target", type=float, default=800.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", default="runs/bench_ppo_cartpole")

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 import envs
+from jepa_agents.infra.argtypes import nonnegative_int, positive_int
 from jepa_agents.infra.device import synchronize
 
 
@@ -68,14 +69,18 @@ def torch_fps(task: str, num_envs: int, device: str, steps: int, from_pixels: bo
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 64, 1024, 4096])
+    parser.add_argument("--num-envs", type=positive_int, nargs="+", default=[1, 64, 1024, 4096])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=20, help="timed agent steps per configuration")
+    parser.add_argument("--steps", type=positive_int, default=20, help="timed agent steps per configuration")
     parser.add_argument("--tasks", nargs="+", default=["cartpole_swingup"], help="torch task names")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--dmc-steps", type=int, default=200, help="timed dm_control steps (0 skips it)")
+    parser.add_argument("--image-size", type=positive_int, default=64)
+    parser.add_argument(
+        "--dmc-steps", type=nonnegative_int, default=200, help="timed dm_control steps (0 skips it)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the table as .md or .csv")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: per-core numbers)")
+    parser.add_argument(
+        "--threads", type=positive_int, default=1, help="torch intra-op threads (1: per-core numbers)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from jepa_agents.agents import make_agent
+from jepa_agents.infra.argtypes import nonnegative_int, positive_int
 from jepa_agents.infra.device import resolve_device, synchronize
 from jepa_agents.infra.precision import describe, resolve_precision
 from jepa_agents.train.config import compose
@@ -117,12 +118,20 @@ def time_loop(agent, env, replay, steps: int, step0: int) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--updates", type=int, default=20, help="timed updates per variant and repeat")
-    parser.add_argument("--loop-steps", type=int, default=20, help="timed loop iterations per variant")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=10, help="untimed updates per variant first")
-    parser.add_argument("--seed-steps", type=int, default=300, help="random agent steps to fill the replay")
+    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument(
+        "--updates", type=positive_int, default=20, help="timed updates per variant and repeat"
+    )
+    parser.add_argument(
+        "--loop-steps", type=positive_int, default=20, help="timed loop iterations per variant"
+    )
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument(
+        "--warmup", type=nonnegative_int, default=10, help="untimed updates per variant first"
+    )
+    parser.add_argument(
+        "--seed-steps", type=nonnegative_int, default=300, help="random agent steps to fill the replay"
+    )
     parser.add_argument("--variants", nargs="+", default=["legacy", "fp32_wide", "bf16_wide", "fp32", "bf16"])
     parser.add_argument("overrides", nargs="*", help="config overrides of `jepa-agents train`")
     args = parser.parse_args(argv)

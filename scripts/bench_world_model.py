@@ -31,6 +31,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from jepa_agents.infra.argtypes import positive_int
 from jepa_agents.losses import jepa_loss
 from jepa_agents.world_models import JEPAWorldModel, WorldModelConfig
 from jepa_agents.world_models.diagnostics import effective_rank, sigreg_statistic
@@ -238,20 +239,22 @@ def _job(method: str, seed: int, base: WorldModelConfig, n_test: int, args) -> d
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--episodes", type=int, default=200, help="episodes from random start states")
-    parser.add_argument("--episode-length", type=int, default=30, help="agent steps per episode")
-    parser.add_argument("--action-repeat", type=int, default=4)
-    parser.add_argument("--frame-stack", type=int, default=3)
+    parser.add_argument(
+        "--episodes", type=positive_int, default=200, help="episodes from random start states"
+    )
+    parser.add_argument("--episode-length", type=positive_int, default=30, help="agent steps per episode")
+    parser.add_argument("--action-repeat", type=positive_int, default=4)
+    parser.add_argument("--frame-stack", type=positive_int, default=3)
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--updates", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=64, help="sequences per update")
+    parser.add_argument("--updates", type=positive_int, default=3000)
+    parser.add_argument("--batch", type=positive_int, default=64, help="sequences per update")
     parser.add_argument("--reg-weight", type=float, default=None, help="SIGReg λ (default: the preset's)")
     parser.add_argument("--lr", type=float, default=3e-4, help="Adam lr (the SAC learner's lr_encoder)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads per job")
     parser.add_argument(
-        "--jobs", type=int, default=1, help="(method, seed) rows trained in parallel processes"
+        "--jobs", type=positive_int, default=1, help="(method, seed) rows trained in parallel processes"
     )
     parser.add_argument("--data-seed", type=int, default=12345)
     parser.add_argument("--csv", default=None, help="write the per-seed rows here")

@@ -23,6 +23,7 @@ import torch
 from tensordict import TensorDict
 
 from jepa_agents.config.load import compose
+from jepa_agents.infra.argtypes import nonnegative_int, positive_int
 from jepa_agents.infra.device import resolve_device, synchronize
 from jepa_agents.zero_shot.agents import make_zero_shot_agent
 from jepa_agents.zero_shot.config import ZERO_SHOT
@@ -63,13 +64,13 @@ def time_updates(
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--batch", type=positive_int, default=1024)
     parser.add_argument(
-        "--updates", type=int, default=200, help="timed updates per preset, variant and repeat"
+        "--updates", type=positive_int, default=200, help="timed updates per preset, variant and repeat"
     )
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=nonnegative_int, default=20)
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--presets", nargs="+", default=PRESETS)
     parser.add_argument("overrides", nargs="*", help="more agent.* overrides (as train-zero-shot takes them)")
     args = parser.parse_args(argv)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from jepa_agents.cli import main
 
@@ -61,3 +62,31 @@ def test_broken_gl_backend_is_one_clear_error():
     )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "MUJOCO_GL='broken'" in out.stderr and "osmesa" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "eval.episodes=-1"], "error: Invalid config value: eval.episodes must be >= 1, got -1"),
+        (["train", "train.total_env_steps=0"], "error: Invalid config value: train.total_env_steps must be"),
+        (["train", "train.replay_device=cuda"], "error: Invalid config value: train.replay_device='cuda'"),
+        (["train", "logging.every=0"], "error: Invalid config value: logging.every must be >= 1, got 0"),
+        (["collect", "device=cuda:7"], "error: device='cuda:7' but"),
+        (["train-zero-shot", "dataset=/nonexistent", "device=cuda"], "error: device='cuda' but"),
+    ],
+)
+def test_bad_values_are_one_line_before_anything_is_written(argv, message, tmp_path, monkeypatch, capsys):
+    if "device=cuda" in " ".join(argv) and torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    monkeypatch.chdir(tmp_path)  # default run and dataset directories would land here
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_benchmark_counts_are_checked_by_argparse(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "update", "--", "--threads", "0"])
+    assert exit_.value.code == 2
+    assert "argument --threads: must be >= 1, got 0" in capsys.readouterr().err

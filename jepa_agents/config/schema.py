@@ -42,6 +42,17 @@ class EnvConfig:
             raise ValueError(f"env.action_repeat must be >= 1, got {self.action_repeat}")
 
 
+REPLAY_DEVICES = ("auto", "cpu", "memmap")
+"""``train.replay_device`` choices (see :class:`TrainConfig`)."""
+
+
+def _check_ranges(group: str, cfg: Any, **minimum: int) -> None:
+    """``ValueError`` naming the first ``<group>.<key>`` below its ``minimum``."""
+    for key, low in minimum.items():
+        if getattr(cfg, key) < low:
+            raise ValueError(f"{group}.{key} must be >= {low}, got {getattr(cfg, key)}")
+
+
 @dataclass
 class TrainConfig:
     """The training schedule. All step counts are environment steps (agent steps x action repeat,
@@ -64,6 +75,20 @@ class TrainConfig:
     min_free_disk_mb: int = 200
     """Refuse to start when the run directory's disk has less free space than this."""
 
+    def __post_init__(self) -> None:
+        if self.replay_device not in REPLAY_DEVICES:
+            raise ValueError(f"train.replay_device={self.replay_device!r}; choose one of {REPLAY_DEVICES}")
+        _check_ranges(
+            "train",
+            self,
+            total_env_steps=1,
+            seed_env_steps=0,
+            replay_capacity=1,
+            keep_checkpoints=1,
+            max_consecutive_nan=1,
+            min_free_disk_mb=0,
+        )
+
 
 @dataclass
 class EvalConfig:
@@ -82,6 +107,9 @@ class EvalConfig:
     video_every: int = 20_000
     """Save the video at most once per so many environment steps (the final evaluation always)."""
 
+    def __post_init__(self) -> None:
+        _check_ranges("eval", self, every=0, episodes=1, video_every=0)
+
 
 @dataclass
 class LoggingConfig:
@@ -95,6 +123,9 @@ class LoggingConfig:
     """Log training losses every so many environment steps."""
     progress_bar: bool = True
     """Show a progress bar (env steps, updates/s, last eval return) on stderr."""
+
+    def __post_init__(self) -> None:
+        _check_ranges("logging", self, every=1)
 
 
 @dataclass

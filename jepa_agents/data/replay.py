@@ -50,7 +50,6 @@ EXTRA_KEYS: tuple[str, ...] = ("life_loss",)
 """Per-step flags stored from ``next`` when the environment emits them."""
 DROP_KEY: tuple[str, str] = ("next", "drop")
 """Bool ``[N, 1]`` key of ``env.step`` output marking transitions that must not be stored."""
-REPLAY_DEVICES = ("auto", "cpu", "memmap")
 
 
 class Replay:
