@@ -1,8 +1,9 @@
 """Frames per second of the native-torch control tasks against dm_control rendering on the same machine.
 
 Frames/s = agent steps x num_envs / wall time (action_repeat 1, so env frames = agent steps), with
-64x64 rendering unless ``--image-size`` says otherwise, and without rendering (state only) for
-reference. The dm_control baseline steps and renders ``cartpole/swingup`` at the same image size on one
+64x64 rendering unless ``--image-size`` says otherwise, with every distraction at half strength
+(``fps_distracted``; ``distracted_cost``: the extra time per frame), and without rendering (state only)
+for reference. The dm_control baseline steps and renders ``cartpole/swingup`` at the same image size on one
 process, in the same run.
 
     python scripts/bench_torch_envs.py --num-envs 1 64 1024 4096 --device cpu --steps 20 --out results.md
@@ -43,7 +44,19 @@ def dm_control_fps(image_size: int, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def torch_fps(task: str, num_envs: int, device: str, steps: int, from_pixels: bool, image_size: int) -> float:
+DISTRACTION = {"color": 0.5, "background": 0.5, "camera": 0.5}
+"""The distracted column: all three kinds at half strength (``envs/torch_control/distraction.py``)."""
+
+
+def torch_fps(
+    task: str,
+    num_envs: int,
+    device: str,
+    steps: int,
+    from_pixels: bool,
+    image_size: int,
+    distraction: dict | None = None,
+) -> float:
     """Frames/s of ``torch/<task>`` with ``num_envs`` copies (random actions, auto-reset included)."""
     env = envs.make(
         f"torch/{task}",
@@ -52,6 +65,7 @@ def torch_fps(task: str, num_envs: int, device: str, steps: int, from_pixels: bo
         device=device,
         from_pixels=from_pixels,
         image_size=image_size,
+        **({"distraction": distraction} if distraction else {}),
     )
     generator = torch.Generator(device=device).manual_seed(0)
     shape = (steps + 2, *env.action_spec.shape)
@@ -89,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     for task in args.tasks:
         for n in args.num_envs:
             pixels = torch_fps(task, n, args.device, args.steps, True, args.image_size)
+            distracted = torch_fps(task, n, args.device, args.steps, True, args.image_size, DISTRACTION)
             state = torch_fps(task, n, args.device, args.steps, False, args.image_size)
             rows.append(
                 {
@@ -96,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
                     "num_envs": n,
                     "device": args.device,
                     "fps_pixels": round(pixels),
+                    "fps_distracted": round(distracted),
+                    "distracted_cost": f"{pixels / distracted - 1:+.0%}",
                     "fps_state_only": round(state),
                     "speedup_vs_dm_control": round(pixels / dmc, 1),
                 }

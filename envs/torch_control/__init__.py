@@ -8,15 +8,21 @@ maze with goal-reaching tasks) and ``reacher`` (two-link arm with a family of re
 
 Options: ``from_pixels`` (True; False skips rendering), ``image_size`` (64), ``frame_stack`` (1: one RGB
 frame; the learner may stack), ``action_repeat`` (1), and ``task`` for ``point_mass_maze`` (default
-``reward_free``) and ``reacher`` (default ``reach_random``). See ``docs/torch_envs.md``.
+``reward_free``) and ``reacher`` (default ``reach_random``), ``distraction`` (pixels only: a mapping of
+``color``, ``background``, ``camera`` strengths in [0, 1] and ``heldout``; see
+:mod:`envs.torch_control.distraction`). See ``docs/torch_envs.md``.
 Heavy work is deferred to ``make``; importing this package only defines names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from collections.abc import Mapping
 
 import torch
+
+from envs.torch_control.distraction import DistractionSpec
 
 NAMES: tuple[str, ...] = (
     "cartpole_balance",
@@ -68,7 +74,7 @@ TASKS: dict[str, tuple[str, ...]] = {
         "reach_nw",
     ),
 }
-_OPTIONS = ("from_pixels", "image_size", "frame_stack", "action_repeat", "task", "start")
+_OPTIONS = ("from_pixels", "image_size", "frame_stack", "action_repeat", "task", "start", "distraction")
 STARTS = ("reset", "uniform")
 """``start=``: the task's reset distribution, or the domain's broad start states (``uniform_physics``)."""
 
@@ -102,7 +108,7 @@ def make(
     """
     if task not in NAMES:
         raise ValueError(f"Unknown torch task {task!r}; expected one of {NAMES}")
-    unknown = set(options) - {"task", "start"}
+    unknown = set(options) - {"task", "start", "distraction"}
     if unknown or ("task" in options and len(TASKS[task]) == 1):
         bad = sorted(unknown or {"task"})
         known = [o for o in _OPTIONS if o != "task" or len(TASKS[task]) > 1]
@@ -122,6 +128,9 @@ def make(
     _positive_int("image_size", image_size, minimum=16)
     _positive_int("frame_stack", frame_stack)
     _positive_int("action_repeat", action_repeat)
+    distraction = _distraction_spec(options.get("distraction"), task)
+    if distraction.active and not from_pixels:
+        raise ValueError(f"distraction changes what the frames show: torch/{task} needs from_pixels=True")
     from envs.torch_control.env import TorchControlEnv
 
     return TorchControlEnv(
@@ -135,7 +144,21 @@ def make(
         frame_stack=frame_stack,
         action_repeat=action_repeat,
         start=start,
+        distraction=distraction,
     )
+
+
+def _distraction_spec(value, task: str) -> DistractionSpec:
+    """``distraction=`` as a :class:`DistractionSpec`, a mapping of its fields, or None (none)."""
+    if value is None or isinstance(value, DistractionSpec):
+        return value or DistractionSpec()
+    if not isinstance(value, Mapping):
+        raise ValueError(f"distraction for torch/{task} must be a mapping of color/background/camera/heldout")
+    fields = {f.name for f in dataclasses.fields(DistractionSpec)}
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        raise ValueError(f"Unknown distraction key(s) {unknown} for torch/{task}; known: {sorted(fields)}")
+    return DistractionSpec(**dict(value))
 
 
 def relabel(task: str, physics: torch.Tensor) -> torch.Tensor:

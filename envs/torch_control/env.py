@@ -25,6 +25,8 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
+from envs.torch_control.distraction import Distraction, DistractionSpec
+
 PHYSICS_STEPS_PER_EPISODE = 1000
 
 
@@ -43,6 +45,7 @@ class TorchControlEnv(EnvBase):
         frame_stack: int,
         action_repeat: int,
         start: str = "reset",
+        distraction: DistractionSpec | None = None,
     ):
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
         self.domain, self.task, self.start = domain, task, start
@@ -52,6 +55,12 @@ class TorchControlEnv(EnvBase):
         self._generator = torch.Generator(device=device)
         self._set_seed(seed)
         self._scene = domain.Scene(task, image_size, device) if from_pixels else None
+        spec = distraction or DistractionSpec()
+        self._distraction = (
+            Distraction(spec, domain, self._scene, num_envs, image_size, seed, device)
+            if self._scene is not None and spec.active
+            else None
+        )
         self._physics = torch.zeros(num_envs, domain.PHYSICS_DIM, device=device)  # set by the first reset
         self._elapsed = torch.zeros(num_envs, dtype=torch.long, device=device)
         self._pixels: torch.Tensor | None = None
@@ -92,6 +101,7 @@ class TorchControlEnv(EnvBase):
             "elapsed": self._elapsed.cpu(),
             "pixels": None if self._pixels is None else self._pixels.cpu(),
             "generator": self._generator.get_state(),
+            "distraction": None if self._distraction is None else self._distraction.state(),
         }
 
     def set_env_state(self, state: dict[str, torch.Tensor | None]) -> None:
@@ -105,6 +115,8 @@ class TorchControlEnv(EnvBase):
         self._elapsed = state["elapsed"].to(self.device)
         self._pixels = None if state["pixels"] is None else state["pixels"].to(self.device)
         self._generator.set_state(state["generator"])
+        if self._distraction is not None:
+            self._distraction.load_state(state["distraction"])
 
     def _validate_action(self, tensordict: TensorDictBase) -> torch.Tensor:
         action = tensordict.get("action", None)
@@ -127,7 +139,10 @@ class TorchControlEnv(EnvBase):
         """Observations of the current physics; with ``reset_mask [N]``, reset copies get a fresh stack."""
         obs = {"state": self.domain.state(self._physics, self.task), "physics": self._physics.clone()}
         if self._scene is not None:
-            frame = self._scene(self._physics)  # [N, 3, H, W]
+            if self._distraction is None:
+                frame = self._scene(self._physics)  # [N, 3, H, W]
+            else:
+                frame = self._distraction.render(self._scene, self._physics, self._elapsed)
             if self.frame_stack == 1:
                 self._pixels = frame
             elif self._pixels is None:
@@ -153,6 +168,8 @@ class TorchControlEnv(EnvBase):
             mask = mask.reshape(self.num_envs).to(self.device)
         self._physics = torch.where(mask[:, None], fresh, self._physics)
         self._elapsed = torch.where(mask, torch.zeros_like(self._elapsed), self._elapsed)
+        if self._distraction is not None:
+            self._distraction.resample(mask)  # new colours, texture and view per episode
         obs = self._observation(mask)
         flag = torch.zeros(self.num_envs, 1, dtype=torch.bool, device=self.device)
         return TensorDict(

@@ -20,6 +20,7 @@ Separable canvases (camera axis perpendicular to the plane) keep ``u`` as ``[1, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from dataclasses import dataclass
@@ -182,16 +183,45 @@ def box(canvas: Canvas, cu: torch.Tensor, cv: torch.Tensor, half_u: float, half_
     return cov_u * cov_v
 
 
+class _Tint:
+    """Per-copy shift of every body colour (``[N, 3, 1, 1]``, 0..255 scale) while :func:`tinted` is on."""
+
+    offset: torch.Tensor | None = None
+    active: bool = False
+
+
+_TINT = _Tint()
+
+
+@contextlib.contextmanager
+def tinted(offset: torch.Tensor | None):
+    """Within the block, every colour painted is shifted per copy by ``offset [N, 3]`` (None: no shift) and
+    :func:`to_uint8` clamps first (a shifted colour or backdrop may leave [0, 255]). The distractions'
+    colour shift rides on the painting: the painted colour is ``[N, 3, 1, 1]`` instead of ``[1, 3, 1, 1]``."""
+    before = (_TINT.offset, _TINT.active)
+    _TINT.offset, _TINT.active = (None if offset is None else offset.reshape(-1, 3, 1, 1)), True
+    try:
+        yield
+    finally:
+        _TINT.offset, _TINT.active = before
+
+
 def _rgb(color: Color, scale: float, device: torch.device) -> torch.Tensor:
-    return (torch.tensor(color, device=device) * (255.0 * scale)).clamp(max=255.0).add_(0.5).view(1, 3, 1, 1)
+    rgb = (torch.tensor(color, device=device) * (255.0 * scale)).clamp(max=255.0).add_(0.5).view(1, 3, 1, 1)
+    return rgb if _TINT.offset is None else rgb + _TINT.offset
 
 
 def layer(background: torch.Tensor, coverage: torch.Tensor, color: Color, scale: float = 1.0) -> torch.Tensor:
     """New ``[N, 3, H, W]`` image: ``color`` over ``background [1, 3, H, W]`` by ``coverage [N, H, W]``.
 
-    Use it for the first body of a frame: it saves copying the background before painting in place.
+    Use it for the first body of a frame. The background is copied into a new ``[N, 3, H, W]`` buffer and
+    painted there in place: on a CPU 2.8x faster than an out-of-place ``lerp`` broadcasting a
+    ``[1, 3, H, W]`` first operand (17.7 vs 6.3 µs per 64x64 frame at N = 1024, one thread).
     """
-    return torch.lerp(background, _rgb(color, scale, background.device), coverage.unsqueeze(1))
+    out = torch.empty(
+        (coverage.shape[0], *background.shape[1:]), dtype=background.dtype, device=background.device
+    )
+    return out.copy_(background).lerp_(_rgb(color, scale, background.device), coverage.unsqueeze(1))
 
 
 def paint(image: torch.Tensor, coverage: torch.Tensor, color: Color, scale: float = 1.0) -> torch.Tensor:
@@ -211,8 +241,9 @@ def paint_shaded(
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
-    """``[N, 3, H, W]`` float in [0.5, 255.5] -> uint8 (truncation of the +0.5 offset rounds)."""
-    return image.to(torch.uint8)
+    """``[N, 3, H, W]`` float in [0.5, 255.5] -> uint8 (truncation of the +0.5 offset rounds); clamped
+    first inside :func:`tinted`."""
+    return (image.clamp_(0.0, 255.5) if _TINT.active else image).to(torch.uint8)
 
 
 def background(camera: Camera, floor: Floor | None, size: int, device: torch.device) -> torch.Tensor:

@@ -70,8 +70,19 @@ class Run:
         return value
 
     def env(self, key: str = "env.name") -> str:
-        """The environment name, ``"unknown env"`` when the config does not say."""
-        return str(self.get(key, "unknown env"))
+        """The environment name, ``"unknown env"`` when the config does not say; a distracted task is
+        another environment: ``torch/cartpole_swingup+color0.5+background0.5`` (its active strengths,
+        with ``+heldout`` when evaluated on held-out backgrounds)."""
+        name = str(self.get(key, "unknown env"))
+        if key != "env.name":
+            return name
+        distraction = self.get("env.distraction", None) or {}
+        for kind in ("color", "background", "camera"):
+            if float(distraction.get(kind, 0.0)) > 0:
+                name += f"+{kind}{float(distraction[kind]):g}"
+        if distraction.get("eval_heldout", False):
+            name += "+heldout"
+        return name
 
 
 def is_run_dir(path: Path) -> bool:

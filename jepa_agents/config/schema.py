@@ -12,6 +12,30 @@ from typing import Any
 
 
 @dataclass
+class DistractionConfig:
+    """Distractions of the torch-native pixel tasks (``envs/torch_control/distraction.py``): strengths in
+    [0, 1], 0 = off; the task (physics, state, reward) is unchanged."""
+
+    color: float = 0.0
+    """Per-episode colour shift of the bodies and of the backdrop (up to ±0.5·s of full scale)."""
+    background: float = 0.0
+    """Weight of a moving procedural texture, its own per copy, blended over the sky and floor."""
+    camera: float = 0.0
+    """Per-episode change of view: roll up to 15°·s, shift up to 15 %·s of the frame, zoom ±15 %·s."""
+    eval_heldout: bool = False
+    """Evaluate on held-out backgrounds (a disjoint texture family) instead of the training ones."""
+
+    def __post_init__(self) -> None:
+        for key in ("color", "background", "camera"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"env.distraction.{key} must be in [0, 1], got {getattr(self, key)}")
+
+    @property
+    def active(self) -> bool:
+        return self.color > 0 or self.background > 0 or self.camera > 0
+
+
+@dataclass
 class EnvConfig:
     """Which environment to train on, and how to observe it."""
 
@@ -33,11 +57,18 @@ class EnvConfig:
     ball_in_cup 4; others 2; torch cartpole 8, others 2; Atari the protocol's frameskip 4)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Extra family-specific options forwarded to ``envs.make`` (unknown ones are errors there)."""
+    distraction: DistractionConfig = field(default_factory=DistractionConfig)
+    """Distractions in the frames (torch-native tasks from pixels only), for representation ablations."""
 
     def __post_init__(self) -> None:
         for key in ("num_envs", "num_eval_envs", "image_size", "frame_stack"):
             if getattr(self, key) < 1:
                 raise ValueError(f"env.{key} must be >= 1, got {getattr(self, key)}")
+        if self.distraction.active and not (self.name.startswith("torch/") and self.from_pixels):
+            raise ValueError(
+                f"env.distraction is implemented for the torch-native tasks from pixels, not {self.name} "
+                f"(from_pixels={self.from_pixels}); set its strengths to 0 or choose a torch/ task"
+            )
         if self.action_repeat is not None and self.action_repeat < 1:
             raise ValueError(f"env.action_repeat must be >= 1, got {self.action_repeat}")
 

@@ -49,11 +49,20 @@ class OnlineParts:
     """A replay buffer (off-policy) or a rollout buffer (on-policy): ``add``, ``state_dict``, ..."""
 
 
-def make_env(env_cfg: DictConfig, num_envs: int, seed: int, device: torch.device, **extra):
+def make_env(
+    env_cfg: DictConfig, num_envs: int, seed: int, device: torch.device, evaluation: bool = False, **extra
+):
     """Build the environment of a config's ``env`` section with ``num_envs`` copies (``frame_stack``
     is passed only by sections that have it; the zero-shot ones keep the family's default); ``extra``
-    options are added to ``env.options`` (e.g. ``start="uniform"`` for data collection)."""
+    options are added to ``env.options`` (e.g. ``start="uniform"`` for data collection). Distractions
+    (``env.distraction``) are passed when active; ``evaluation`` draws held-out backgrounds when
+    ``env.distraction.eval_heldout``."""
     stack = {"frame_stack": env_cfg.frame_stack} if "frame_stack" in env_cfg else {}
+    d = env_cfg.get("distraction")
+    if d is not None and (d.color > 0 or d.background > 0 or d.camera > 0):
+        heldout = bool(evaluation and d.eval_heldout)
+        spec = dict(color=d.color, background=d.background, camera=d.camera, heldout=heldout)
+        extra = {**extra, "distraction": spec}
     return envs.make(
         env_cfg.name,
         num_envs=num_envs,
@@ -80,7 +89,9 @@ def build_parts(cfg: DictConfig, device: torch.device, make_data) -> OnlineParts
     seed_everything(cfg.seed)
     env = make_env(cfg.env, cfg.env.num_envs, distributed.rank_seed(cfg.seed), device)
     eval_env = (
-        make_env(cfg.env, cfg.env.num_eval_envs, cfg.seed + EVAL_SEED_OFFSET, device) if ctx.is_main else None
+        make_env(cfg.env, cfg.env.num_eval_envs, cfg.seed + EVAL_SEED_OFFSET, device, evaluation=True)
+        if ctx.is_main
+        else None
     )
     agent = make_agent(cfg, env, device)
     data = make_data(cfg, env, agent, device)
