@@ -1,7 +1,8 @@
 """``jepa-agents <command>``: the command-line entry point.
 
 Commands that take a config (``train``) accept Hydra overrides (``env=dmc/cartpole_swingup
-agent.lr=3e-4 seed=1``) and ``-m`` for sweeps (``-m seed=0,1,2``: one run per value, in sequence).
+agent.lr=3e-4 seed=1``) and ``-m`` for sweeps (``-m seed=0,1,2``: one run per value, through Hydra's
+launchers: ``hydra/launcher=joblib`` runs them in parallel processes; see ``jepa_agents/train/sweep.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def _groups_help() -> str:
         "  jepa-agents train                                   # SAC+JEPA on torch/cartpole_swingup (pixels)",
         "  jepa-agents train env=dmc/cartpole_swingup agent.lr_critic=3e-4 seed=1",
         "  jepa-agents train env=dmc/reacher_easy              # any task by name (its own action repeat)",
-        "  jepa-agents train -m seed=0,1,2                     # one run per seed",
+        "  jepa-agents train -m seed=0,1,2                     # one run per seed, one after another",
+        "  jepa-agents train -m seed=0,1 run_dir=sweeps/s hydra/launcher=joblib hydra.launcher.n_jobs=2",
         "  jepa-agents train resume=runs/<...>                 # continue a run from its last checkpoint",
         "  jepa-agents train --cfg env=torch/cartpole_balance  # print the resolved config and exit",
     ]
@@ -46,20 +48,23 @@ def _groups_help() -> str:
 def _cmd_train(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
-    from jepa_agents.config import expand_sweeps
+    from jepa_agents.train import sweep
     from jepa_agents.train.config import compose
     from jepa_agents.train.run import train
 
-    jobs = expand_sweeps(args.overrides) if args.multirun else [args.overrides]
-    configs = [compose(job) for job in jobs]  # validate every job before running any
-    for i, cfg in enumerate(configs):
+    if not args.multirun:
+        cfg = compose(args.overrides)
         if args.cfg:
             print(OmegaConf.to_yaml(cfg))
-            continue
-        if len(configs) > 1:
-            print(f"[multirun {i + 1}/{len(configs)}] {' '.join(jobs[i])}", file=sys.stderr)
+            return 0
         train(cfg)
-    return 0
+        return 0
+    root, jobs, hydra_overrides = sweep.plan(args.overrides)  # every job validated before any runs
+    if args.cfg:
+        for job in jobs:
+            print(OmegaConf.to_yaml(compose(job)))
+        return 0
+    return sweep.launch(root, jobs, hydra_overrides)
 
 
 def _scripts_dir() -> Path:
@@ -140,7 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoints/, videos/, curve.png).",
         epilog=_groups_help(),
     )
-    train.add_argument("-m", "--multirun", action="store_true", help="expand sweeps (seed=0,1,2) into runs")
+    train.add_argument(
+        "-m",
+        "--multirun",
+        action="store_true",
+        help="a sweep (seed=0,1,2): one run per job under run_dir, by Hydra's launcher (hydra/launcher=...)",
+    )
     train.add_argument("--cfg", action="store_true", help="print the resolved config(s) and exit")
     train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. env=dmc/walker_walk seed=1")
     train.set_defaults(func=_cmd_train)
@@ -166,6 +176,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def known_errors() -> tuple[type[Exception], ...]:
+    """The errors that are bad input or a refused run, reported as one ``error:`` line (no traceback)."""
+    from envs.dmc_tasks import GLBackendError
+    from jepa_agents.config.errors import ConfigError
+    from jepa_agents.data.offline import DatasetError
+    from jepa_agents.infra import distributed
+    from jepa_agents.infra.checkpoint import CheckpointError
+    from jepa_agents.infra.device import DeviceError
+    from jepa_agents.infra.run_dir import RunDirError
+    from jepa_agents.train.run import RunStartError, TrainingError
+    from jepa_agents.zero_shot.tasks import TaskSpecError
+
+    return (
+        ConfigError,
+        RunDirError,
+        CheckpointError,
+        TrainingError,
+        RunStartError,
+        DatasetError,
+        DeviceError,
+        GLBackendError,
+        TaskSpecError,
+        distributed.DistributedError,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     from envs.dmc_tasks import GLBackendError
 
@@ -178,32 +214,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     import torch.distributed as dist
 
-    from jepa_agents.config.errors import ConfigError
-    from jepa_agents.data.offline import DatasetError
     from jepa_agents.infra import distributed
-    from jepa_agents.infra.checkpoint import CheckpointError
-    from jepa_agents.infra.device import DeviceError
-    from jepa_agents.infra.run_dir import RunDirError
-    from jepa_agents.train.run import RunStartError, TrainingError
-    from jepa_agents.zero_shot.tasks import TaskSpecError
 
     try:
         if argv[:1] and argv[0] in DELEGATED:
             return _delegate(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (
-        ConfigError,
-        RunDirError,
-        CheckpointError,
-        TrainingError,
-        RunStartError,
-        DatasetError,
-        DeviceError,
-        GLBackendError,
-        TaskSpecError,
-        distributed.DistributedError,
-    ) as err:
+    except known_errors() as err:
         print(f"error: {_rank_tag()}{err}", file=sys.stderr)
         return 2
     except dist.DistError as err:  # a collective failed: another rank died or stopped answering

@@ -299,9 +299,11 @@ def test_make_replay_from_config(tmp_path):
     cfg.env.frame_stack = 2
     with pytest.raises(ValueError, match="not a stack of env.frame_stack=2"):
         make_replay(cfg, env, None, torch.device("cpu"))
-    cfg.train.replay_device = "gpu"
-    with pytest.raises(ValueError, match="replay_device"):
-        make_replay(cfg, env, None, torch.device("cpu"))
+    from jepa_agents.config.errors import ConfigError
+    from jepa_agents.train.config import compose
+
+    with pytest.raises(ConfigError, match="replay_device='gpu'"):  # refused when the config is composed
+        compose(["train.replay_device=gpu"])
 
 
 def test_state_dict_holds_only_written_rows():

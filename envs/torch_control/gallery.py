@@ -3,6 +3,8 @@
 Each row is one task: the first column is dm_control rendering the same physics state as the second
 (tasks with a dm_control twin; MuJoCo shadows and reflections are not reproduced), the rest are torch
 frames along a random-action rollout. Run: ``MUJOCO_GL=egl python -m envs.torch_control.gallery [PNG]``.
+With ``--distractions``: one row per distraction setting, one column per task
+(``docs/figures/distractions.png``).
 """
 
 from __future__ import annotations
@@ -39,10 +41,10 @@ def _dm_frame(name: str, physics: np.ndarray, size: int) -> np.ndarray:
 
 
 def frames(
-    name: str, steps: tuple[int, ...], size: int, seed: int = 0
+    name: str, steps: tuple[int, ...], size: int, seed: int = 0, **options
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Torch frames ``[H, W, 3]`` of task ``name`` at the given step counts, and the first physics state."""
-    env = envs.make(f"torch/{name}", num_envs=1, seed=seed, image_size=size)
+    env = envs.make(f"torch/{name}", num_envs=1, seed=seed, image_size=size, **options)
     td = env.reset()
     first = td["physics"][0].numpy()
     generator = torch.Generator().manual_seed(seed)
@@ -56,15 +58,52 @@ def frames(
     return out, first
 
 
+DISTRACTIONS = {
+    "none": {},
+    "color 1": {"color": 1.0},
+    "background 1": {"background": 1.0},
+    "camera 1": {"camera": 1.0},
+    "all 0.5": {"color": 0.5, "background": 0.5, "camera": 0.5},
+    "background 1, held out": {"background": 1.0, "heldout": True},
+}
+"""Rows of the ``--distractions`` figure: label -> the ``distraction`` option."""
+
+
+def distraction_grid(out: str, size: int) -> None:
+    """One row per :data:`DISTRACTIONS` setting, one column per task, at step 20 of the same rollout."""
+    import matplotlib.pyplot as plt
+
+    names = [n.split("/", 1)[1] for n in envs.list_envs("torch")]
+    fig, axes = plt.subplots(len(DISTRACTIONS), len(names), figsize=(2 * len(names), 2.1 * len(DISTRACTIONS)))
+    for row, (label, spec) in zip(axes, DISTRACTIONS.items()):
+        for ax, name in zip(row, names):
+            image = frames(name, (20,), size, seed=1, **({"distraction": spec} if spec else {}))[0][0]
+            ax.imshow(image)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(label, fontsize=8)
+    for ax, name in zip(axes[0], names):
+        ax.set_title(name, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", default="docs/torch_envs_frames.png")
+    parser.add_argument("out", nargs="?", default=None)
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--distractions", action="store_true", help="the distraction grid instead")
     args = parser.parse_args(argv)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    if args.distractions:
+        distraction_grid(args.out or "docs/figures/distractions.png", args.image_size)
+        return
+    args.out = args.out or "docs/torch_envs_frames.png"
 
     steps = (0, 20, 40, 60, 80)
     names = envs.list_envs("torch")

@@ -8,6 +8,7 @@ schema comes from the caller (a :class:`RootSchema`: ``jepa_agents.train.config.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import itertools
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
@@ -141,9 +143,24 @@ def expand_sweeps(overrides: list[str]) -> list[list[str]]:
     return [list(combo) for combo in itertools.product(*choices)]
 
 
+@contextlib.contextmanager
+def _own_global_hydra():
+    """Compose with our own Hydra instance, also inside a job that Hydra's launcher runs (whose instance is
+    set aside and put back)."""
+    global_hydra = GlobalHydra.instance()
+    outer = global_hydra.hydra if global_hydra.is_initialized() else None
+    global_hydra.clear()
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+        if outer is not None:
+            GlobalHydra.instance().initialize(outer)
+
+
 def _hydra(config_name: str, overrides: list[str]) -> DictConfig:
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        with _own_global_hydra(), initialize_config_dir(config_dir=str(config_dir()), version_base=None):
             return hydra_compose(config_name=config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
         message = str(err).strip()
