@@ -119,9 +119,9 @@ def _documented_train_commands() -> list[str]:
     from jepa_agents.cli import _groups_help
 
     readme = Path(__file__).resolve().parents[1] / "README.md"
-    lines = [*_groups_help().splitlines(), *readme.read_text().splitlines()]
+    text = "\n".join([_groups_help(), readme.read_text()]).replace("\\\n", " ")  # join continued lines
     commands = []
-    for line in lines:
+    for line in text.splitlines():
         line = line.strip().split("#")[0].strip()
         if line.startswith("jepa-agents train") and "<" not in line and "..." not in line:
             commands.append(line)
