@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -89,12 +90,15 @@ def launch(root: Path, jobs: list[list[str]], hydra_overrides: list[str]) -> int
         *hydra_overrides,
     ]
     app = hydra.main(config_path=str(config_dir()), config_name="sweep", version_base=None)(run_job)
-    saved_argv = sys.argv
+    saved_argv, root_logger = sys.argv, logging.getLogger()
+    saved_logging = (root_logger.handlers[:], root_logger.level)
     sys.argv = argv
     try:
         app()
-    finally:
+    finally:  # Hydra configures the root logger for its messages: give the process its own back
         sys.argv = saved_argv
+        root_logger.handlers[:] = saved_logging[0]
+        root_logger.setLevel(saved_logging[1])
     unfinished = [job[-1].split("=", 1)[1] for job in jobs if not _complete(job)]
     print(f"sweep {root}: {len(jobs) - len(unfinished)} of {len(jobs)} runs complete", flush=True)
     for run_dir in unfinished:
