@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-from jepa_agents.cli import main
 from jepa_agents.config.errors import ConfigError
 from jepa_agents.train import sweep
 
@@ -74,9 +73,8 @@ def test_joblib_sweep_runs_in_parallel_and_a_rerun_skips_and_resumes(tmp_path):
     assert (runs[0] / "scalars.csv").read_bytes() == before
 
 
-def test_a_failing_job_is_one_line_and_the_sweep_says_what_is_left(tmp_path, capsys):
+def test_a_failing_job_is_one_line_and_the_sweep_says_what_is_left(tmp_path):
     # agent=discrete_sac does not fit the continuous task: each job fails to start, in one line
-    code = main(["train", "-m", "seed=0,1", f"run_dir={tmp_path}", *TINY, "agent=discrete_sac"])
-    captured = capsys.readouterr()
-    assert code == 1 and "0 of 2 runs complete" in captured.out
-    assert captured.err.count("error: [job ") == 2 and "Traceback" not in captured.err
+    out = _sweep(tmp_path, "agent=discrete_sac")
+    assert out.returncode == 1 and "0 of 2 runs complete" in out.stdout, out.stderr[-2000:]
+    assert out.stderr.count("error: [job ") == 2 and "Traceback" not in out.stderr
