@@ -56,7 +56,7 @@ def _sweep(tmp_path, *extra: str) -> subprocess.CompletedProcess:
 
 def test_joblib_sweep_runs_in_parallel_and_a_rerun_skips_and_resumes(tmp_path):
     out = _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "Joblib.Parallel(n_jobs=2" in out.stdout + out.stderr  # Hydra's joblib launcher ran them
     assert "2 of 2 runs complete" in out.stdout
     runs = [tmp_path / "seed-0", tmp_path / "seed-1"]
