@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from jepa_agents import __version__
+from jepa_agents.user_errors import user_errors
 
 BENCHMARKS = {
     "envs": ["bench_envs.py", "bench_torch_envs.py"],
@@ -176,32 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def known_errors() -> tuple[type[Exception], ...]:
-    """The errors that are bad input or a refused run, reported as one ``error:`` line (no traceback)."""
-    from envs.dmc_tasks import GLBackendError
-    from jepa_agents.config.errors import ConfigError
-    from jepa_agents.data.offline import DatasetError
-    from jepa_agents.infra import distributed
-    from jepa_agents.infra.checkpoint import CheckpointError
-    from jepa_agents.infra.device import DeviceError
-    from jepa_agents.infra.run_dir import RunDirError
-    from jepa_agents.train.run import RunStartError, TrainingError
-    from jepa_agents.zero_shot.tasks import TaskSpecError
-
-    return (
-        ConfigError,
-        RunDirError,
-        CheckpointError,
-        TrainingError,
-        RunStartError,
-        DatasetError,
-        DeviceError,
-        GLBackendError,
-        TaskSpecError,
-        distributed.DistributedError,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     from envs.dmc_tasks import GLBackendError
 
@@ -221,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except known_errors() as err:
+    except user_errors() as err:
         print(f"error: {_rank_tag()}{err}", file=sys.stderr)
         return 2
     except dist.DistError as err:  # a collective failed: another rank died or stopped answering

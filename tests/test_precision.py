@@ -6,33 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 from omegaconf import OmegaConf
+from tiny_run import tiny
 
 from jepa_agents.cli import main
 from jepa_agents.infra import precision
 from jepa_agents.nn import make_encoder
 
 CPU = torch.device("cpu")
-TINY = [
-    "env=torch/cartpole_balance",
-    "env.from_pixels=false",
-    "train.total_env_steps=400",
-    "train.seed_env_steps=200",
-    "train.checkpoint_every=200",
-    "eval.every=0",
-    "eval.at_start=false",
-    "eval.video=false",
-    "logging.progress_bar=false",
-    "logging.tensorboard=false",
-    "agent.batch_size=8",
-    "agent.actor_hidden=[16]",
-    "agent.critic_hidden=[16]",
-    "agent.feature_dim=8",
-    "world_model.latent_dim=8",
-    "world_model.predictor_hidden=[16]",
-    "world_model.num_slices=8",
-    "device=cpu",
-    "num_threads=1",
-]
+TINY = tiny("train.checkpoint_every=200", "eval.at_start=false")
 
 
 @pytest.fixture

@@ -8,32 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_run import TINY
 
 from jepa_agents.cli import main
 from jepa_agents.config.errors import ConfigError
 from jepa_agents.train.config import compose
-
-TINY = [
-    "env=torch/cartpole_balance",
-    "env.from_pixels=false",
-    "train.total_env_steps=400",
-    "train.seed_env_steps=200",
-    "train.checkpoint_every=400",
-    "eval.every=0",
-    "eval.episodes=1",
-    "eval.video=false",
-    "logging.progress_bar=false",
-    "logging.tensorboard=false",
-    "agent.batch_size=8",
-    "agent.actor_hidden=[16]",
-    "agent.critic_hidden=[16]",
-    "agent.feature_dim=8",
-    "world_model.latent_dim=8",
-    "world_model.predictor_hidden=[16]",
-    "world_model.num_slices=8",
-    "device=cpu",
-    "num_threads=1",
-]
 
 
 @pytest.mark.parametrize(

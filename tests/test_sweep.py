@@ -8,31 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from tiny_run import tiny
 
 from jepa_agents.config.errors import ConfigError
 from jepa_agents.train import sweep
 
-TINY = [
-    "env=torch/cartpole_balance",
-    "env.from_pixels=false",
-    "train.total_env_steps=300",
-    "train.seed_env_steps=200",
-    "train.checkpoint_every=300",
-    "eval.every=0",
-    "eval.at_start=false",
-    "eval.video=false",
-    "logging.progress_bar=false",
-    "logging.tensorboard=false",
-    "agent.batch_size=8",
-    "agent.actor_hidden=[16]",
-    "agent.critic_hidden=[16]",
-    "agent.feature_dim=8",
-    "world_model.latent_dim=8",
-    "world_model.predictor_hidden=[16]",
-    "world_model.num_slices=8",
-    "device=cpu",
-    "num_threads=1",
-]
+TINY = tiny("train.total_env_steps=300", "train.checkpoint_every=300", "eval.at_start=false")
 
 
 def test_plan_names_runs_by_their_swept_values_and_validates_every_job(tmp_path):

@@ -117,9 +117,9 @@ def _complete(job: list[str]) -> bool:
 def run_job(cfg: DictConfig) -> None:
     """Hydra's task function: job ``cfg.job_index`` of ``cfg.jobs_file``, skipped when complete, resumed
     when cut. Expected errors are one ``error:`` line and do not stop the other jobs."""
-    from jepa_agents.cli import known_errors
     from jepa_agents.train.config import compose
     from jepa_agents.train.run import train
+    from jepa_agents.user_errors import user_errors
 
     job = json.loads(Path(cfg.jobs_file).read_text())["jobs"][int(cfg.job_index)]
     run_dir = Path(job[-1].split("=", 1)[1])
@@ -130,5 +130,5 @@ def run_job(cfg: DictConfig) -> None:
         resume = [f"resume={run_dir}"] if (run_dir / "config.yaml").is_file() else []
         print(f"[job {cfg.job_index}] {' '.join(job[:-1]) or '(defaults)'} -> {run_dir}", flush=True)
         train(compose([*job, *resume]))
-    except known_errors() as err:
+    except user_errors() as err:
         print(f"error: [job {cfg.job_index}] {err}", file=sys.stderr, flush=True)
