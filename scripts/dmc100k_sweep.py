@@ -4,7 +4,8 @@ Every row is a `jepa-agents train train=dmc_100k ...` run in ``<root>/<row>_s<se
 that holds a final checkpoint is skipped, one with an earlier checkpoint is continued with
 ``resume=<dir>`` (bit-exact), a missing one is started; so the sweep can be cut at any time and run
 again. At the end (or with ``--report-only``) the curves of the complete runs with the published references
-are drawn (``--figure``) and their per-seed rows merged into ``--csv`` (the rows of runs whose directories
+are drawn when ``--figure`` is given (only the runs under ``--root``: a root holding part of the table draws
+part of it) and their per-seed rows merged into ``--csv`` (the rows of runs whose directories
 are elsewhere stay)::
 
     python scripts/dmc100k_sweep.py --root /work/runs/dmc100k                 # everything left to do
@@ -70,7 +71,7 @@ def run(cmd: list[str], log: Path) -> tuple[int, float]:
     return code, time.perf_counter() - start
 
 
-def report(root: Path, figure: Path, rows: Path) -> None:
+def report(root: Path, figure: Path | None, rows: Path) -> None:
     """The curves of the complete runs under ``root`` (with the published references) to ``figure``, and
     their per-seed rows merged into ``rows`` (rows of runs that are not under ``root`` are kept)."""
     runs = sorted(str(p) for p in root.iterdir() if finished_step(p / "checkpoints", TOTAL) is not None)
@@ -79,9 +80,10 @@ def report(root: Path, figure: Path, rows: Path) -> None:
         return
     # the env is the panel; the learning rate and the update ratio tell those rows from the defaults
     group = "agent.name,world_model.name,world_model.regularizer,world_model.target,agent.lr_critic,agent.utd"
+    figure_args = ["--reference", "drqv2,dreamerv3", "--out", str(figure)] if figure is not None else []
     cmd = [
-        sys.executable, "-m", "jepa_agents.cli", "plot", *runs, "--group-by", group,
-        "--reference", "drqv2,dreamerv3", "--out", str(figure), "--seeds-out", str(rows), "--seeds-merge",
+        sys.executable, "-m", "jepa_agents.cli", "plot", *runs, "--group-by", group, *figure_args,
+        "--seeds-out", str(rows), "--seeds-merge",
     ]  # fmt: skip
     subprocess.call(cmd)
 
@@ -95,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=1, help="threads per new run (--jobs 1 --threads 2: alone)"
     )
-    parser.add_argument("--figure", type=Path, default=Path("docs/figures/dmc100k.png"))
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        help="draw the complete runs under --root here (only those: a root with part of the runs draws part)",
+    )
     parser.add_argument(
         "--csv",
         type=Path,
