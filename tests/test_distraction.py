@@ -105,7 +105,7 @@ def test_bad_distractions_are_refused():
         envs.make("torch/cartpole_swingup", from_pixels=False, distraction={"color": 0.5})
     with pytest.raises(ConfigError, match="torch-native tasks from pixels, not dmc/walker_walk"):
         compose(["env=dmc/walker_walk", "env.distraction.color=0.5"])
-    with pytest.raises(ConfigError, match=r"env.distraction.camera must be in \[0, 1\]"):
+    with pytest.raises(ConfigError, match=r"env.distraction camera=-0.1 must be a strength in \[0, 1\]"):
         compose(["env.distraction.camera=-0.1"])
 
 

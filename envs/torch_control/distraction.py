@@ -5,10 +5,9 @@ Three kinds, each with a strength ``s`` in ``[0, 1]`` (0: off), drawn per copy a
 env's own distraction generator (so the physics' random stream is the same with or without them), and
 rendered in the same batched call as the frame:
 
-* ``color``: the colours shift per episode: every pixel of the bodies by one random RGB offset, every pixel
-  of the backdrop by another, each channel uniform in ``±0.5·s`` of full scale (DCS shifts each body's
-  RGB by up to ``±s``; we shift the two layers of the rendered image, bodies told apart from the backdrop by
-  how far they differ from it);
+* ``color``: the colours shift per episode: every colour the scene paints (the bodies) by one random RGB
+  offset, the backdrop by another, each channel uniform in ``±0.5·s`` of full scale (DCS shifts each
+  body's RGB by up to ``±s``);
 * ``background``: the backdrop (sky and floor; bodies and static decorations such as rails and walls stay)
   is blended, with weight ``s``, with a procedural moving texture of its own per copy: three coloured
   sinusoidal gratings (random orientation, phase and colour; spatial frequency 1-4 cycles per image,
@@ -17,7 +16,7 @@ rendered in the same batched call as the frame:
 * ``camera``: the image is seen through a small per-episode change of view, a similarity transform of
   the image plane (roll up to ``15°·s``, shift up to ``15 %·s`` of the frame, zoom up to ``±15 %·s``): a
   first-order stand-in for DCS's camera pose jitter (pan and tilt shift the image, roll rotates it,
-  a dolly zooms it), resampled bilinearly with the border extended.
+  a dolly zooms it), each output pixel showing its nearest source pixel, the border extended.
 
 ``heldout=True`` draws backgrounds from a disjoint family (4-8 cycles per image, drifting faster), for
 evaluating on distractions the agent never trained with.
@@ -43,8 +42,6 @@ MAX_ROLL_DEG, MAX_SHIFT, MAX_ZOOM = 15.0, 0.15, 0.15
 """Camera jitter at strength 1: roll (degrees), shift (fraction of the frame), log-zoom."""
 MAX_COLOR_SHIFT = 0.5
 """Colour shift at strength 1, a fraction of full scale per channel."""
-FOREGROUND_EDGE = 24.0
-"""A pixel counts fully as a body when it differs from the backdrop by at least this much (0..255)."""
 SEED_OFFSET = 7_919
 """The distraction generator's seed is the env's seed plus this (its own stream)."""
 
@@ -98,8 +95,9 @@ class Distraction:
             "speed": torch.zeros(n, k, device=device),
             "tex_color": torch.zeros(n, k, 3, device=device),
             "camera": torch.zeros(n, 4, device=device),  # roll (rad), shift x, shift y, log-zoom
-            "source": torch.arange(size * size, device=device).repeat(n, 1),  # [N, H·W] pixel each one shows
         }
+        if spec.camera > 0:  # [N, H·W] the pixel each output pixel shows (8 bytes per pixel and copy)
+            self.params["source"] = torch.arange(size * size, device=device).repeat(n, 1)
 
     # ------------------------------------------------------------------------------------ sampling
     def _uniform(self, *shape: int, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
@@ -124,7 +122,8 @@ class Distraction:
             "tex_color": self._uniform(n, k, 3, low=0.0, high=255.0),
             "camera": self._uniform(n, 4) * view_scale * s.camera,
         }
-        fresh["source"] = self._source_pixels(fresh["camera"])
+        if s.camera > 0:
+            fresh["source"] = self._source_pixels(fresh["camera"])
         for key, value in fresh.items():
             m = mask.view(-1, *([1] * (value.ndim - 1)))
             self.params[key] = torch.where(m, value, self.params[key])

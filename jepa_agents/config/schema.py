@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from envs.torch_control.distraction import DistractionSpec
+
 
 @dataclass
 class DistractionConfig:
@@ -26,13 +28,21 @@ class DistractionConfig:
     """Evaluate on held-out backgrounds (a disjoint texture family) instead of the training ones."""
 
     def __post_init__(self) -> None:
-        for key in ("color", "background", "camera"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ValueError(f"env.distraction.{key} must be in [0, 1], got {getattr(self, key)}")
+        try:
+            distraction_spec(self)  # the env's own range check, when the config is composed
+        except ValueError as err:
+            raise ValueError(f"env.{err}") from None
 
-    @property
-    def active(self) -> bool:
-        return self.color > 0 or self.background > 0 or self.camera > 0
+
+def distraction_spec(cfg: Any, evaluation: bool = False) -> DistractionSpec:
+    """The env option of an ``env.distraction`` section (a :class:`DistractionConfig` or its DictConfig);
+    ``evaluation``: held-out backgrounds when ``eval_heldout``."""
+    return DistractionSpec(
+        color=cfg.color,
+        background=cfg.background,
+        camera=cfg.camera,
+        heldout=bool(evaluation and cfg.eval_heldout),
+    )
 
 
 @dataclass
@@ -64,7 +74,8 @@ class EnvConfig:
         for key in ("num_envs", "num_eval_envs", "image_size", "frame_stack"):
             if getattr(self, key) < 1:
                 raise ValueError(f"env.{key} must be >= 1, got {getattr(self, key)}")
-        if self.distraction.active and not (self.name.startswith("torch/") and self.from_pixels):
+        torch_pixels = self.name.startswith("torch/") and self.from_pixels
+        if distraction_spec(self.distraction).active and not torch_pixels:
             raise ValueError(
                 f"env.distraction is implemented for the torch-native tasks from pixels, not {self.name} "
                 f"(from_pixels={self.from_pixels}); set its strengths to 0 or choose a torch/ task"

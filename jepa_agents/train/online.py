@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig
 
 import envs
+from jepa_agents.config.schema import distraction_spec
 from jepa_agents.infra import distributed
 from jepa_agents.infra.rng import rng_state, seed_everything, set_rng_state
 from jepa_agents.infra.schedule import crossed
@@ -58,10 +59,7 @@ def make_env(
     (``env.distraction``) are passed when active; ``evaluation`` draws held-out backgrounds when
     ``env.distraction.eval_heldout``."""
     stack = {"frame_stack": env_cfg.frame_stack} if "frame_stack" in env_cfg else {}
-    d = env_cfg.get("distraction")
-    if d is not None and (d.color > 0 or d.background > 0 or d.camera > 0):
-        heldout = bool(evaluation and d.eval_heldout)
-        spec = dict(color=d.color, background=d.background, camera=d.camera, heldout=heldout)
+    if "distraction" in env_cfg and (spec := distraction_spec(env_cfg.distraction, evaluation)).active:
         extra = {**extra, "distraction": spec}
     return envs.make(
         env_cfg.name,

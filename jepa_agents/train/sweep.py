@@ -50,7 +50,7 @@ def job_name(job: list[str], swept: set[str]) -> str:
 
 
 def plan(overrides: list[str]) -> tuple[Path, list[list[str]], list[str]]:
-    """``(root, jobs, hydra_overrides)``: every job's overrides (with its ``run_dir``), validated."""
+    """``(root, jobs, hydra_overrides)``: every job's overrides, its ``run_dir`` last, validated."""
     from jepa_agents.train.config import compose
 
     ours = [o for o in overrides if not _is_hydra(o)]
@@ -63,7 +63,7 @@ def plan(overrides: list[str]) -> tuple[Path, list[list[str]], list[str]]:
     root = Path(root_value or Path("runs") / "sweeps" / stamp)
     swept = {ov.key_or_group for ov in parsed if ov.is_sweep_override()}
     jobs = []
-    for job in expand_sweeps([o for o in ours if not o.startswith("run_dir=")]):
+    for job in expand_sweeps([ov.input_line for ov in parsed if ov.key_or_group != "run_dir"]):
         jobs.append([*job, f"run_dir={root / job_name(job, swept)}"])
     names = [job[-1] for job in jobs]
     if len(set(names)) != len(names):
@@ -99,18 +99,19 @@ def launch(root: Path, jobs: list[list[str]], hydra_overrides: list[str]) -> int
         sys.argv = saved_argv
         root_logger.handlers[:] = saved_logging[0]
         root_logger.setLevel(saved_logging[1])
-    unfinished = [job[-1].split("=", 1)[1] for job in jobs if not _complete(job)]
+    from jepa_agents.train.config import compose
+
+    unfinished = [cfg.run_dir for cfg in map(compose, jobs) if not _complete(cfg)]
     print(f"sweep {root}: {len(jobs) - len(unfinished)} of {len(jobs)} runs complete", flush=True)
     for run_dir in unfinished:
         print(f"  not complete: {run_dir} (run the same command again to resume it)", flush=True)
     return 1 if unfinished else 0
 
 
-def _complete(job: list[str]) -> bool:
+def _complete(cfg: DictConfig) -> bool:
+    """The run of a composed job config has its final checkpoint."""
     from jepa_agents.infra.checkpoint import finished_step
-    from jepa_agents.train.config import compose
 
-    cfg = compose(job)
     return finished_step(Path(cfg.run_dir) / "checkpoints", cfg.train.total_env_steps) is not None
 
 
@@ -122,13 +123,15 @@ def run_job(cfg: DictConfig) -> None:
     from jepa_agents.user_errors import user_errors
 
     job = json.loads(Path(cfg.jobs_file).read_text())["jobs"][int(cfg.job_index)]
-    run_dir = Path(job[-1].split("=", 1)[1])
     try:
-        if _complete(job):
+        run_cfg = compose(job)
+        run_dir = Path(run_cfg.run_dir)
+        if _complete(run_cfg):
             print(f"[job {cfg.job_index}] {run_dir} is complete: skipped", flush=True)
             return
-        resume = [f"resume={run_dir}"] if (run_dir / "config.yaml").is_file() else []
+        if (run_dir / "config.yaml").is_file():  # cut: continue it from its last checkpoint
+            run_cfg = compose([*job, f"resume={run_dir}"])
         print(f"[job {cfg.job_index}] {' '.join(job[:-1]) or '(defaults)'} -> {run_dir}", flush=True)
-        train(compose([*job, *resume]))
+        train(run_cfg)
     except user_errors() as err:
         print(f"error: [job {cfg.job_index}] {err}", file=sys.stderr, flush=True)
