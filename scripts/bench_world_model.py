@@ -32,7 +32,6 @@ import numpy as np
 import torch
 
 from jepa_agents.infra.argtypes import positive_int
-from jepa_agents.losses import jepa_loss
 from jepa_agents.world_models import JEPAWorldModel, WorldModelConfig
 from jepa_agents.world_models.diagnostics import effective_rank, sigreg_statistic
 
@@ -86,7 +85,7 @@ def method_config(method: str, base: WorldModelConfig, reg_weight: float) -> Wor
 
 
 def train(model: JEPAWorldModel, obs: torch.Tensor, actions: torch.Tensor, args) -> tuple[float, dict]:
-    """Adam on ``jepa_loss`` over random windows of K+1 steps; returns (seconds per update, last metrics)."""
+    """Adam on ``model.loss`` over random windows of K+1 steps; returns (seconds per update, last metrics)."""
     gen = torch.Generator().manual_seed(args.train_seed)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     episodes, steps = actions.shape[:2]
@@ -99,7 +98,7 @@ def train(model: JEPAWorldModel, obs: torch.Tensor, actions: torch.Tensor, args)
         t0 = time.perf_counter()
         batch_obs = obs[ep[:, None], idx]  # [B, K+1, C, H, W]
         batch_act = actions[ep[:, None], idx[:, :k]]  # [B, K, 1]
-        loss, metrics = jepa_loss(model, batch_obs, batch_act, diagnostics=update == args.updates - 1)
+        loss, metrics = model.loss(batch_obs, batch_act, diagnostics=update == args.updates - 1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

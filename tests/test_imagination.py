@@ -20,7 +20,6 @@ from jepa_agents.agents.imagination_losses import (
     trajectory_weights,
 )
 from jepa_agents.agents.return_norm import ReturnScale
-from jepa_agents.losses import jepa_loss
 from jepa_agents.train.config import compose
 
 CPU = torch.device("cpu")
@@ -93,8 +92,8 @@ def _trained_world_model_agent():
     for _ in range(500):
         n = torch.randint(256, (64, 1))
         idx = torch.randint(steps - k + 1, (64, 1)) + torch.arange(k + 1)  # windows of K+1 steps
-        loss, _ = jepa_loss(
-            model, obs[n, idx], acts[n, idx[:, :k]], rewards=rews[n, idx[:, :k]], continues=torch.ones(64, k),
+        loss, _ = model.loss(
+            obs[n, idx], acts[n, idx[:, :k]], rewards=rews[n, idx[:, :k]], continues=torch.ones(64, k),
             diagnostics=False,
         )  # fmt: skip
         opt.zero_grad()
@@ -207,12 +206,12 @@ def test_continuation_head_learns_terminations_and_needs_its_targets():
     model = make_world_model(wm, (3,), 1, False)
     obs, actions = torch.randn(16, 3, 3), torch.rand(16, 2, 1) * 2 - 1
     with pytest.raises(ValueError, match="continue_weight > 0 needs continues"):
-        jepa_loss(model, obs, actions, diagnostics=False)
+        model.loss(obs, actions, diagnostics=False)
     # episodes that end exactly when the first state coordinate of the next observation is positive
     continues = (obs[:, 1:, 0] <= 0).float()  # [B, K]
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(300):
-        loss, metrics = jepa_loss(model, obs, actions, continues=continues, diagnostics=False)
+        loss, metrics = model.loss(obs, actions, continues=continues, diagnostics=False)
         opt.zero_grad()
         loss.backward()
         opt.step()

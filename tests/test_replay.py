@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from tensordict import TensorDict
 from torchrl.data import Bounded, Composite, Unbounded
 
+from jepa_agents.agents.discrete_sac import DiscreteSACAgent
 from jepa_agents.data.nstep import nstep_returns
 from jepa_agents.data.replay import DROP_KEY, Replay
 from jepa_agents.train.off_policy import make_replay
@@ -140,7 +141,8 @@ def test_nstep_returns_match_hand_computation():
 def test_sampled_nstep_targets_match_rewards_of_the_episode():
     gamma, n = 0.5, 2
     replay, _ = _filled(capacity=400, steps=40)
-    batch = replay.sample(128, seq_len=4, n_step=n, gamma=gamma)
+    batch = replay.sample(128, seq_len=4)
+    ret, discount, index = nstep_returns(batch["reward"], batch["terminated"], gamma, n)  # as SAC's target
     code = batch["state"][..., 0]
     label, t = code.div(1000, rounding_mode="floor"), code % 1000
     for b in range(128):
@@ -148,14 +150,14 @@ def test_sampled_nstep_targets_match_rewards_of_the_episode():
             m = min(n, 3 - k)
             rewards = [label[b, k] + (t[b, k] + j) / 100 for j in range(m)]
             want = sum(gamma**j * r for j, r in enumerate(rewards))
-            torch.testing.assert_close(batch["nstep", "return"][b, k, 0], want.float())
+            torch.testing.assert_close(ret[b, k, 0], want.float())
             terminated = bool(batch["terminated"][b, k + m - 1])
             want_discount = 0.0 if terminated else gamma**m
-            assert batch["nstep", "discount"][b, k, 0].item() == pytest.approx(want_discount)
-            assert batch["nstep", "index"][b, k].item() == k + m
+            assert discount[b, k, 0].item() == pytest.approx(want_discount)
+            assert index[b, k].item() == k + m
 
 
-def test_clipped_rewards_and_life_loss_as_terminal():
+def test_replay_returns_raw_rows_and_the_discrete_target_clips_and_cuts_at_a_lost_life():
     reward = torch.tensor([5.0, -3.0, 0.5]).view(1, 3, 1)
     replay = Replay(10, 1, ["state"], torch.device("cpu"))
     for r, life in zip(reward.view(-1), (False, True, False)):
@@ -173,10 +175,13 @@ def test_clipped_rewards_and_life_loss_as_terminal():
             [1],
         )
         replay.add(td)
-    terminals = ("terminated", "life_loss")
-    batch = replay.sample(1, 3, n_step=3, gamma=1.0, clip_reward=True, terminal_keys=terminals)
-    assert batch["nstep", "return"].view(-1).tolist() == [0.0, -1.0, 0.0]
-    assert batch["nstep", "discount"].view(-1).tolist() == [0.0, 0.0, 0.0]
+    batch = replay.sample(1, 3)
+    assert batch["reward"].view(-1).tolist() == [5.0, -3.0, 0.5]  # stored as given: no clipping here
+    agent = SimpleNamespace(_terminal_keys=("terminated", "life_loss"))
+    terminal = DiscreteSACAgent._terminal(agent, batch)  # a lost life cuts the bootstrap
+    ret, discount, _ = nstep_returns(batch["reward"].clamp(-1.0, 1.0), terminal, 1.0, 3)
+    assert ret.view(-1).tolist() == [0.0, -1.0, 0.0]
+    assert discount.view(-1).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_pixels_are_stored_once():
@@ -232,9 +237,9 @@ def test_state_dict_round_trip_is_bit_exact(stream_cls):
         for td in more:
             r.add(td)
     rng = torch.get_rng_state()
-    a = replay.sample(64, 3, n_step=2)
+    a = replay.sample(64, 3)
     torch.set_rng_state(rng)
-    b = restored.sample(64, 3, n_step=2)
+    b = restored.sample(64, 3)
     assert (a == b).all()
     assert (replay._rb.storage._storage == restored._rb.storage._storage).all()
 

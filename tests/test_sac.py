@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import time
@@ -14,6 +15,7 @@ from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from jepa_agents.agents import DiscreteSACAgent, SACAgent, make_agent
+from jepa_agents.data.nstep import nstep_returns
 from jepa_agents.data.replay import Replay
 from jepa_agents.train.config import validate
 
@@ -260,11 +262,18 @@ def test_non_finite_updates_are_skipped_then_stop():
         td["next", "reward"] = torch.full_like(td["next", "reward"], float("nan"))
         replay.add(td)
         td = env.step_mdp(td)
-    before = [p.clone() for p in agent.nets.parameters()]
-    metrics = agent.update(replay, step=2)  # first call: 2 transitions -> 2 skipped updates
-    assert metrics["train/nan_skips"] == 2.0 and metrics["train/updates"] == 0.0
-    assert all(torch.equal(p, q) for p, q in zip(before, agent.nets.parameters()))
-    with pytest.raises(FloatingPointError, match="3 consecutive updates"):
+    before = copy.deepcopy(agent.state_dict())
+    metrics = agent.update(replay, step=2)  # first call: 2 transitions -> 2 updates, both skipped
+    assert metrics["train/nan_skips"] == 2.0 and metrics["train/updates"] == 2.0
+    after = agent.state_dict()
+    params = dict(agent.nets.named_parameters(remove_duplicate=False))  # incl. target critics and log α
+    for key in params:
+        assert torch.equal(before["nets"][key], after["nets"][key]), key
+    for name, opt in before["optimizers"].items():  # no Adam step count or moment moved
+        for i, state in opt["state"].items():
+            for k, v in state.items():
+                assert torch.equal(v, after["optimizers"][name]["state"][i][k]), (name, i, k)
+    with pytest.raises(FloatingPointError, match="4 consecutive updates had non-finite critic, grad_norm.*max_consecutive_nan=3"):
         agent.update(replay, step=4)
 
 
@@ -321,8 +330,8 @@ def test_every_transition_in_the_loss_gets_its_full_n_step_return(n_step):
     replay = Replay(2000, 2, ["state"], CPU)
     collect(env, replay, 400)
     batch = agent._sample(replay)
-    index = batch["nstep", "index"][:, :t]  # [B, T]
-    discount = batch["nstep", "discount"][:, :t, 0]
+    _, discount, index = nstep_returns(batch["reward"], agent._terminal(batch), gamma, n_step)  # as td_target
+    index, discount = index[:, :t], discount[:, :t, 0]  # [B, T]
     terminated = batch["terminated"][:, :, 0]  # [B, L]
     full = torch.arange(t) + n_step
     for b in range(batch.shape[0]):

@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import pytest
 import torch
+import torch._dynamo.testing
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from jepa_agents.regularizers import NoRegularizer, SIGReg, VICReg, make_regularizer
-from jepa_agents.regularizers.sigreg import epps_pulley_weights
+from jepa_agents.regularizers.sigreg import epps_pulley_weights, random_directions
 
 # E[statistic] for N(0, 1) samples on the default grid: Σ_k w_k (1 - exp(-t_k²)), any N.
 _T, _, _W = epps_pulley_weights(17, 3.0)
@@ -60,7 +61,35 @@ def test_directions_are_unit_and_resampled_and_checkpointed():
     other = SIGReg(num_slices=32, seed=3)
     other.load_state_dict(reg.state_dict())
     assert other(z).item() == reg(z).item()  # both at call 1
-    assert set(dict(reg.named_buffers())) == {"t", "phi", "weights"}
+    assert set(dict(reg.named_buffers())) == {"t", "phi", "weights", "calls"}
+    assert int(reg.calls) == 2 and int(other.calls) == 2
+
+
+def test_counter_based_directions_are_isotropic_gaussian_draws():
+    """The hashed Box-Muller draws: entries of N(0, 1) before normalisation, so directions are uniform
+    on the sphere (mean near 0, second moment I/D); a different call or seed gives different ones."""
+    d, m = 8, 4096
+    a = torch.cat([random_directions(d, m, seed) for seed in range(4)], 1)  # [D, 4M]
+    torch.testing.assert_close(a.norm(dim=0), torch.ones(4 * m))
+    assert a.mean(1).abs().max() < 0.02
+    torch.testing.assert_close(a @ a.T / a.shape[1], torch.eye(d) / d, atol=4e-3, rtol=0)
+    assert not torch.allclose(random_directions(d, 16, 5), random_directions(d, 16, 6))
+    assert torch.equal(random_directions(d, 16, torch.tensor(5)), random_directions(d, 16, 5))
+
+
+def test_compiled_sigreg_draws_new_directions_every_call_without_recompiling():
+    """The call counter is a buffer incremented in place, so a compiled forward (here the eager-graph
+    backend: tracing, not code generation) equals the eager one call after call with one graph."""
+    torch._dynamo.reset()
+    eager, compiled = SIGReg(num_slices=16, seed=2), SIGReg(num_slices=16, seed=2)
+    counter = torch._dynamo.testing.CompileCounter()
+    fn = torch.compile(compiled, backend=counter, fullgraph=True)
+    z = torch.randn(64, 8)
+    values = [(eager(z), fn(z)) for _ in range(4)]
+    for want, got in values:
+        torch.testing.assert_close(got, want)
+    assert len({round(float(w), 6) for w, _ in values}) == 4  # new directions each call
+    assert counter.frame_count == 1 and int(compiled.calls) == 4
 
 
 @pytest.mark.parametrize("n", [64, 2048])

@@ -1,11 +1,10 @@
-"""JEPA / seq-JEPA world models, the jepa_loss and collapse diagnostics."""
+"""JEPA / seq-JEPA world models, the model.loss and collapse diagnostics."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from jepa_agents.losses import jepa_loss
 from jepa_agents.world_models import JEPAWorldModel, SeqJEPAWorldModel, WorldModelConfig, make_world_model
 from jepa_agents.world_models.diagnostics import collapse_metrics, effective_rank
 
@@ -76,7 +75,7 @@ def _target_grad(target: str) -> torch.Tensor:
     model = JEPAWorldModel(small_cfg(target=target, regularizer="none"), STATE, A, discrete=False)
     obs = torch.randn(B, K + 1, 5)
     z = model.encode(obs).detach().requires_grad_()
-    loss, _ = jepa_loss(model, obs, torch.rand(B, K, A), z=z, diagnostics=False)
+    loss, _ = model.loss(obs, torch.rand(B, K, A), z=z, diagnostics=False)
     loss.backward()
     return z.grad
 
@@ -94,7 +93,7 @@ def test_encoder_gets_gradients_and_default_loss_uses_sigreg():
     torch.manual_seed(0)
     model = JEPAWorldModel(small_cfg(), (3, 64, 64), A, discrete=False)
     obs = torch.randint(0, 256, (B, K + 1, 3, 64, 64), dtype=torch.uint8)
-    loss, metrics = jepa_loss(model, obs, torch.rand(B, K, A))
+    loss, metrics = model.loss(obs, torch.rand(B, K, A))
     loss.backward()
     grads = [p.grad for p in model._encoder.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -145,8 +144,8 @@ def test_loss_options_and_heads():
     )
     model = JEPAWorldModel(cfg, STATE, A, discrete=False)
     obs, actions = torch.randn(B, K + 1, 5), torch.rand(B, K, A) * 2 - 1
-    loss, metrics = jepa_loss(
-        model, obs, actions, rewards=torch.randn(B, K, 1), value_targets=torch.randn(B, K + 1)
+    loss, metrics = model.loss(
+        obs, actions, rewards=torch.randn(B, K, 1), value_targets=torch.randn(B, K + 1)
     )
     loss.backward()
     assert {"wm/reward_loss", "wm/value_loss", "wm/inverse_loss"} <= set(metrics)
@@ -154,7 +153,7 @@ def test_loss_options_and_heads():
     assert model.value(torch.randn(B, K, D)).shape == (B, K)
     assert model.inverse_action(torch.randn(B, D), torch.randn(B, D)).shape == (B, A)
     with pytest.raises(ValueError, match="needs rewards"):
-        jepa_loss(model, obs, actions, value_targets=torch.randn(B, K + 1))
+        model.loss(obs, actions, value_targets=torch.randn(B, K + 1))
     with pytest.raises(RuntimeError, match="reward_weight"):
         JEPAWorldModel(small_cfg(), STATE, A, discrete=False).reward(torch.randn(B, D), actions[:, 0])
 
@@ -162,13 +161,13 @@ def test_loss_options_and_heads():
 def test_loss_input_checks():
     model = JEPAWorldModel(small_cfg(), STATE, A, discrete=False)
     with pytest.raises(ValueError, match="obs must be"):
-        jepa_loss(model, torch.randn(B, K + 1, 6), torch.rand(B, K, A))
+        model.loss(torch.randn(B, K + 1, 6), torch.rand(B, K, A))
     with pytest.raises(ValueError, match="obs must be"):
-        jepa_loss(model, torch.randn(B, 1, 5), torch.rand(B, 0, A))
+        model.loss(torch.randn(B, 1, 5), torch.rand(B, 0, A))
     with pytest.raises(ValueError, match="z must have shape"):
-        jepa_loss(model, torch.randn(B, K + 1, 5), torch.rand(B, K, A), z=torch.randn(B, K, D))
+        model.loss(torch.randn(B, K + 1, 5), torch.rand(B, K, A), z=torch.randn(B, K, D))
     with pytest.raises(ValueError, match="actions must have shape"):
-        jepa_loss(model, torch.randn(B, K + 1, 5), torch.rand(B, K + 1, A))
+        model.loss(torch.randn(B, K + 1, 5), torch.rand(B, K + 1, A))
 
 
 def test_seq_jepa_shapes_and_causality():
@@ -190,7 +189,7 @@ def test_seq_jepa_shapes_and_causality():
     with pytest.raises(ValueError, match="seq_context"):
         model.context(torch.randn(B, 5, D), torch.randint(0, 3, (B, 5)))
     obs, actions = torch.randn(B, K + 1, 5), torch.randint(0, 3, (B, K))
-    loss, metrics = jepa_loss(model, obs, actions)
+    loss, metrics = model.loss(obs, actions)
     loss.backward()
     assert metrics["wm/pred_error_k3"].ndim == 0
 
@@ -238,7 +237,7 @@ def _cartpole_sequences(n: int, steps: int, seed: int = 0) -> tuple[torch.Tensor
 
 
 def _train_on_frames(cfg, seqs, acts, updates: int = 100, n_batch: int = 32) -> tuple[list, float]:
-    """Adam (lr 1e-3) on jepa_loss over random windows; the fixed-direction SIGReg statistic of the
+    """Adam (lr 1e-3) on model.loss over random windows; the fixed-direction SIGReg statistic of the
     training-mode embeddings of each batch's first frames, and the collapsed reference at ``n_batch``."""
     from jepa_agents.world_models.diagnostics import sigreg_statistic
 
@@ -251,7 +250,7 @@ def _train_on_frames(cfg, seqs, acts, updates: int = 100, n_batch: int = 32) -> 
         ep = torch.randint(0, seqs.shape[0], (n_batch,), generator=gen)
         start = torch.randint(0, seqs.shape[1] - k, (n_batch,), generator=gen)
         idx = start[:, None] + torch.arange(k + 1)
-        loss, _ = jepa_loss(model, seqs[ep[:, None], idx], acts[ep[:, None], idx[:, :k]], diagnostics=False)
+        loss, _ = model.loss(seqs[ep[:, None], idx], acts[ep[:, None], idx[:, :k]], diagnostics=False)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -263,7 +262,7 @@ def _train_on_frames(cfg, seqs, acts, updates: int = 100, n_batch: int = 32) -> 
 def test_default_sigreg_acts_from_the_first_update_on_real_frames():
     """The shipped default world model on real torch/cartpole_swingup frames. At init what SIGReg sees
     has per-dim std >= 0.3 (the previous default, PyTorch init and no embedding norm, gave ≈ 0.003 and
-    a statistic stuck at its collapsed value 0.402·N). After 100 Adam updates of jepa_loss the statistic
+    a statistic stuck at its collapsed value 0.402·N). After 100 Adam updates of model.loss the statistic
     is below half the collapsed value and clearly below the same model trained without SIGReg: the
     regularizer's gradient is alive and holds the embedding against the prediction loss."""
     from dataclasses import replace
@@ -316,7 +315,7 @@ def test_projector_sits_between_the_embedding_and_the_regularizer():
     g = model._projector(z)
     assert g.shape == z.shape
     torch.testing.assert_close(model.regularize(z), model._regularizer.__class__(num_slices=16)(g))
-    loss, _ = jepa_loss(model, torch.randn(B, K + 1, 5), torch.rand(B, K, A) * 2 - 1)
+    loss, _ = model.loss(torch.randn(B, K + 1, 5), torch.rand(B, K, A) * 2 - 1)
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model._projector.parameters())
     plain = JEPAWorldModel(small_cfg(projector_hidden=[32], regularizer="none"), STATE, A, discrete=False)

@@ -263,7 +263,9 @@ def test_a_nan_loss_leaves_every_parameter_unchanged(tmp_path):
         for part in ("model", "target"):
             for key, value in before[part].items():
                 assert torch.equal(value, after[part][key]), (preset, part, key)
-        assert after["optimizers"]["critic"]["state"] == {}  # Adam never stepped
+        for opt in ("critic", "actor"):  # Adam never stepped: step counts and moments still zero
+            for state in after["optimizers"][opt]["state"].values():
+                assert all(not v.any() for v in state.values()), (preset, opt)
 
 
 # ------------------------------------------------------------------------------------------- end to end

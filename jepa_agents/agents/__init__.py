@@ -28,6 +28,7 @@ from jepa_agents.agents.ppo import PPOAgent, make_ppo
 from jepa_agents.agents.ppo_config import PPOConfig
 from jepa_agents.agents.sac import SACAgent
 from jepa_agents.agents.spaces import action_space, observation_key
+from jepa_agents.infra.compile import resolve_compile
 from jepa_agents.infra.distributed import world_size
 from jepa_agents.world_models import EncoderStack, make_world_model
 
@@ -64,19 +65,21 @@ def make_sac(cfg: DictConfig, env, device: torch.device) -> SACAgent:
     model = make_world_model(wm_cfg, obs_shape, action_dim, discrete)
     if model is None:  # world_model.name=none: the same encoder stack alone, trained by the critic loss
         model = EncoderStack(wm_cfg, obs_shape)
-    common = _schedule(cfg, env)
+    common = _schedule(cfg, env, device)
     if discrete:
         life_loss = "life_loss" in env.observation_spec.keys()
         return DiscreteSACAgent(agent_cfg, model, obs_key, action_dim, device, life_loss=life_loss, **common)
     return SACAgent(agent_cfg, model, obs_key, action_dim, device, **common)
 
 
-def _schedule(cfg: DictConfig, env) -> dict:
-    """The off-policy learners' keyword arguments about the data stream and the NaN limit."""
+def _schedule(cfg: DictConfig, env, device: torch.device) -> dict:
+    """The off-policy learners' keyword arguments about the data stream, the NaN limit and how their
+    gradient step runs (``compile``, resolved for ``device``)."""
     return dict(
         num_envs=int(env.batch_size[0]) * world_size(),  # transitions of all ranks per vectorized step
         action_repeat=int(env.action_repeat),
         max_consecutive_nan=int(cfg.train.max_consecutive_nan),
+        compile_mode=resolve_compile(cfg.compile, device, world_size())[0],
     )
 
 
@@ -94,7 +97,8 @@ def make_imagination(cfg: DictConfig, env, device: torch.device) -> ImaginationA
             f"{wm_cfg.continue_weight}); use world_model=imagination"
         )
     model = make_world_model(wm_cfg, env.observation_spec[obs_key].shape[1:], action_dim, discrete)
-    return ImaginationAgent(agent_cfg, model, obs_key, action_dim, discrete, device, **_schedule(cfg, env))
+    schedule = _schedule(cfg, env, device)
+    return ImaginationAgent(agent_cfg, model, obs_key, action_dim, discrete, device, **schedule)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,8 @@ from tensordict import TensorDict
 from torch import Tensor, nn
 
 from jepa_agents.agents.config import DiscreteSACConfig
-from jepa_agents.agents.sac import SACAgent, SACNetworks, Trunk, _frozen, _gather_steps
+from jepa_agents.agents.sac import SACAgent, SACNetworks, Trunk, _frozen
 from jepa_agents.agents.sac_losses import critic_loss, discrete_actor_loss, soft_value, temperature_loss
-from jepa_agents.data.replay import Replay
 from jepa_agents.nn import MLP
 from jepa_agents.world_models import EncoderStack
 
@@ -80,37 +79,38 @@ class DiscreteSACAgent(SACAgent):
     def _default_target_entropy(self) -> float:
         return self.cfg.target_entropy_scale * math.log(self.action_dim)
 
-    def _sample(self, replay: Replay) -> TensorDict:
-        cfg = self.cfg
-        return replay.sample(
-            cfg.batch_size,
-            self.seq_len,
-            cfg.n_step,
-            cfg.gamma,
-            cfg.clip_reward,
-            terminal_keys=self._terminal_keys,
-        )
+    def _terminal(self, batch: TensorDict) -> Tensor:
+        """``terminated``, or-ed with ``life_loss`` when a lost life cuts the bootstrap."""
+        terminal = batch["terminated"]
+        for key in self._terminal_keys[1:]:
+            terminal = terminal | batch[key]
+        return terminal  # [B, L, 1]
+
+    def td_target(self, z_all: Tensor, reward: Tensor, terminal: Tensor) -> Tensor:
+        """:meth:`SACAgent.td_target` on rewards clipped to ``[-1, 1]`` when ``agent.clip_reward``."""
+        return super().td_target(z_all, reward.clamp(-1.0, 1.0) if self.cfg.clip_reward else reward, terminal)
+
+    def _next_value(self, z: Tensor) -> Tensor:
+        """The exact soft value ``Σ_a π(a|z)(min_e Q̄_e(z, a) - α log π(a|z))``: ``[B, T, D] -> [B, T, 1]``."""
+        nets = self.nets
+        probs_next, logp_next = nets.actor(z)  # [B, T, A]
+        q_next = nets.critic_target(z).min(0).values  # [B, T, A]
+        return soft_value(q_next, logp_next, nets.log_alpha.exp(), probs_next)
 
     def _policy(self, z: Tensor, eval_mode: bool) -> Tensor:
         probs, _ = self.nets.actor(z)  # [N, A]
         return probs.argmax(-1) if eval_mode else torch.multinomial(probs, 1).squeeze(-1)
 
     def _rl_losses(
-        self, z: Tensor, z_all: Tensor, batch: TensorDict, update_actor: bool
+        self, z: Tensor, target: Tensor, action: Tensor, update_actor: bool
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         nets, t = self.nets, self.horizon
         alpha = nets.log_alpha.exp().detach()
-        with torch.no_grad():
-            z_boot = _gather_steps(z_all, batch["nstep", "index"][:, :t])  # [B, T, D]
-            probs_next, logp_next = nets.actor(z_boot)  # [B, T, A]
-            q_next = nets.critic_target(z_boot).min(0).values  # [B, T, A]
-            v_next = soft_value(q_next, logp_next, alpha, probs_next)  # [B, T, 1]
-        taken = batch["action"][:, :t].long()  # [B, T]
+        taken = action[:, :t].long()  # [B, T]
         q_all = nets.critic(z[:, :t])  # [2, B, T, A]
         q = q_all.gather(-1, taken[None, ..., None].expand(2, -1, -1, 1))  # [2, B, T, 1]
-        ret, disc = batch["nstep", "return"][:, :t], batch["nstep", "discount"][:, :t]
         losses, metrics = {}, {}
-        losses["critic"], metrics_q = critic_loss(q, ret, disc, v_next)
+        losses["critic"], metrics_q = critic_loss(q, target)
         metrics.update(metrics_q)
         if update_actor:
             z_sg = z.detach()

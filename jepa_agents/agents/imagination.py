@@ -1,9 +1,9 @@
 """Actor-critic in imagination: the JEPA world model used as a world model (Dreamer-style, reconstruction-free
 as MuDreamer). Per gradient update, from ``B`` replay slices of ``K + 1`` steps:
 
-1. **World model** (:func:`~jepa_agents.losses.jepa_loss`): ``z = f(aug(o))`` ``[B, K+1, D]``, K-step latent
-   prediction + λ·SIGReg, a reward head ``r(z_k, a_k)`` and a continuation head ``c(ẑ_{k+1})`` trained on
-   predicted latents (what imagination will feed them); no decoder.
+1. **World model** (``model.loss``, :mod:`jepa_agents.world_models.loss`): ``z = f(aug(o))``
+   ``[B, K+1, D]``, K-step latent prediction + λ·SIGReg, a reward head ``r(z_k, a_k)`` and a continuation
+   head ``c(ẑ_{k+1})`` trained on predicted latents (what imagination will feed them); no decoder.
 2. **Imagination** (:meth:`ImaginationAgent.imagine`): from every replayed latent ``sg(z)`` ``[N, D]``
    (``N = B·(K+1)``), ``H`` steps of ``a_t ~ π(z_t)``, ``z_{t+1} = P(z_t, a_t)``, rewards ``r(z_t, a_t)``
    and continuation probabilities ``σ(c(z_{t+1}))``, time-major ``[H(+1), N, ...]``, with the world
@@ -19,7 +19,9 @@ as MuDreamer). Per gradient update, from ``B`` replay slices of ``K + 1`` steps:
    weighted by ``Π γ c``; ``V̄`` follows ``V`` by Polyak averaging.
 
 Each of the three optimizers (world model, actor, critic) steps on its own loss; data-parallel runs
-average each one's gradients over ranks.
+average each one's gradients over ranks. The update is one function (:meth:`ImaginationAgent.step`) with
+no host synchronisation, run as ``compile`` says; a non-finite loss or gradient norm skips it on the
+device (:class:`~jepa_agents.infra.guarded_adam.GuardedAdam`).
 """
 
 from __future__ import annotations
@@ -46,11 +48,12 @@ from jepa_agents.agents.imagination_losses import (
 from jepa_agents.agents.return_norm import ReturnScale
 from jepa_agents.agents.sac import TanhGaussianActor, tanh_gaussian_log_prob
 from jepa_agents.data.replay import Replay
+from jepa_agents.infra.compile import compile_step
 from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
+from jepa_agents.infra.guarded_adam import GuardedAdam, all_finite, guarded_polyak
 from jepa_agents.infra.nan_guard import NaNGuard
-from jepa_agents.infra.polyak import polyak_update
-from jepa_agents.losses import jepa_loss
 from jepa_agents.nn import MLP
+from jepa_agents.world_models.diagnostics import collapse_metrics
 from jepa_agents.world_models.jepa import JEPAWorldModel
 
 
@@ -90,6 +93,7 @@ class ImaginationAgent:
         num_envs: int,
         action_repeat: int,
         max_consecutive_nan: int,
+        compile_mode: str = "none",
     ):
         self.cfg, self.obs_key, self.action_dim, self.discrete = cfg, obs_key, action_dim, discrete
         self.device, self.num_envs, self.action_repeat = device, num_envs, action_repeat
@@ -105,12 +109,14 @@ class ImaginationAgent:
         self._reinforce = discrete or cfg.actor_grad == "reinforce"
         model_params = [p for p in self.nets.model.parameters() if p.requires_grad]  # not an EMA target
         self.optimizers = {
-            "model": torch.optim.Adam(model_params, lr=cfg.lr_model),
-            "actor": torch.optim.Adam(self.nets.actor.parameters(), lr=cfg.lr_actor),
-            "critic": torch.optim.Adam(self.nets.critic.parameters(), lr=cfg.lr_critic),
+            "model": GuardedAdam(model_params, lr=cfg.lr_model),
+            "actor": GuardedAdam(self.nets.actor.parameters(), lr=cfg.lr_actor),
+            "critic": GuardedAdam(self.nets.critic.parameters(), lr=cfg.lr_critic),
         }
         self.nan_guard = NaNGuard(max_consecutive_nan, hint="Lower the learning rates or check the rewards.")
         self.counters = {"updates": 0, "calls": 0, "credit": 0.0, "step": -1}
+        self.compile_mode = compile_mode
+        self._step_fn = compile_step(self.step, compile_mode)
 
     # ------------------------------------------------------------------------------------ acting
     def policy(self, z: Tensor, eval_mode: bool) -> Tensor:
@@ -190,24 +196,39 @@ class ImaginationAgent:
         count = due_updates(c, step, self.num_envs, self.action_repeat, cfg.utd, cfg.update_every)
         metrics: dict[str, Tensor] = {}
         for i in range(count):
-            batch = replay.sample(cfg.batch_size, self.seq_len, 1, cfg.gamma)
+            batch = replay.sample(cfg.batch_size, self.seq_len)
             metrics = self.learn(batch, diagnostics=i == count - 1)
         if count:
-            metrics["train/nan_skips"] = torch.tensor(float(self.nan_guard.skips))
+            self.nan_guard.check()
+            metrics["train/nan_skips"] = self.nan_guard.skips.float()
             metrics["train/updates"] = torch.tensor(float(c["updates"]))
         return metrics
 
     def learn(self, batch: TensorDict, diagnostics: bool = False) -> dict[str, Tensor]:
-        """One update (world model, then actor, then critic) on replay slices ``batch`` ``[B, K+1]``."""
-        cfg, nets, k = self.cfg, self.nets, self.seq_len - 1
-        obs = batch[self.obs_key]  # [B, K+1, *obs_shape]
-        actions = batch["action"][:, :k]
+        """One update on replay slices ``batch`` ``[B, K+1]``: :meth:`step` as ``compile_mode`` runs it, the
+        NaN guard's count and, with ``diagnostics``, collapse diagnostics (outside the step)."""
+        k = self.seq_len - 1
+        out = self._step_fn(
+            batch[self.obs_key], batch["action"][:, :k], batch["reward"][:, :k], batch["terminated"][:, :k]
+        )
+        self.counters["updates"] += 1
+        names = ["model", "actor", "critic", "grad_norm_model", "grad_norm_actor", "grad_norm_critic"]
+        self.nan_guard.record(out.pop("train/applied"), names, out.pop("train/finite"))
+        z0 = out.pop("train/z0")
+        if diagnostics:
+            out.update(collapse_metrics(z0))
+        return out
+
+    def step(self, obs: Tensor, action: Tensor, reward: Tensor, terminated: Tensor) -> dict[str, Tensor]:
+        """World model, then actor, then critic, from ``obs [B, K+1, *obs_shape]``, ``action [B, K, A]``
+        (or ``[B, K]``), ``reward``, ``terminated`` ``[B, K, 1]``; one guarded optimizer step each (all or
+        none applied) and the slow critic's Polyak step. Returns detached metrics, ``train/applied``,
+        ``train/finite`` and ``train/z0`` ``[B, D]``; no host synchronisation."""
+        cfg, nets = self.cfg, self.nets
         z = nets.model.encode(obs, augment=True)  # [B, K+1, D]
-        continues = 1.0 - batch["terminated"][:, :k].float()
-        wm_loss, metrics = jepa_loss(
-            nets.model, obs, actions, rewards=batch["reward"][:, :k], continues=continues, z=z,
-            diagnostics=diagnostics,
-        )  # fmt: skip
+        wm_loss, metrics = nets.model.loss(
+            obs, action, rewards=reward, continues=1.0 - terminated.float(), z=z, diagnostics=False
+        )
         start = z.detach().reshape(-1, z.shape[-1])  # [N, D], N = B·(K+1)
         trained = self.optimizers["model"].param_groups[0]["params"]
         for p in trained:  # frozen for the policy loss: its gradient reaches the actions, not the model
@@ -231,20 +252,18 @@ class ImaginationAgent:
         else:
             actor_loss, m_pi = actor_loss_backprop(returns, traj["entropy"], weights, scale, cfg.entropy_coef)
         value_loss, m_v = critic_loss(values, returns, weights)
-        losses = {"model": wm_loss, "actor": actor_loss, "critic": value_loss}
-        if not self._step(losses):
-            return {}
-        polyak_update(nets.critic_target, nets.critic, cfg.critic_tau)
-        self.counters["updates"] += 1
+        ok, finite = self._guarded_step({"model": wm_loss, "actor": actor_loss, "critic": value_loss})
+        guarded_polyak(nets.critic_target, nets.critic, cfg.critic_tau, ok)
         metrics.update(m_pi, **m_v)
         metrics["value/return_scale"] = scale.detach()
         metrics["value/imagined_return"] = returns.mean().detach()
         metrics["value/imagined_reward"] = traj["reward"].mean().detach()
-        return metrics
+        return metrics | {"train/applied": ok, "train/finite": finite, "train/z0": z[:, 0].detach()}
 
-    def _step(self, losses: dict[str, Tensor]) -> bool:
-        """Backward each loss into its own optimizer's parameters, average over ranks, clip, then one NaN
-        check of every loss and gradient norm before any parameter moves; False when the guard skipped."""
+    def _guarded_step(self, losses: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Backward each loss into its own optimizer's parameters, average over ranks, clip, then one
+        decision on every loss and gradient norm (the same on every rank), and every optimizer steps
+        under it: ``(ok, finite)`` (:func:`all_finite`)."""
         assert losses.keys() == self.optimizers.keys(), (sorted(losses), sorted(self.optimizers))
         norms = {}
         for opt in self.optimizers.values():
@@ -258,13 +277,10 @@ class ImaginationAgent:
             norms[f"grad_norm_{name}"] = nn.utils.clip_grad_norm_(
                 [p for p in params if p.grad is not None], self.cfg.grad_clip or math.inf
             )
-        if not self.nan_guard.ok(mean_over_ranks({**losses, **norms})):
-            for opt in self.optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            return False
+        ok, finite = all_finite(mean_over_ranks({**losses, **norms}))
         for opt in self.optimizers.values():
-            opt.step()
-        return True
+            opt.step(ok)
+        return ok, finite
 
     # ---------------------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:

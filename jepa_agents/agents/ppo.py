@@ -8,7 +8,9 @@ categorical policy over the logits. One Adam optimizer trains every parameter on
 
     L = L_clip + c_V·L_V - c_H·H[π] + w_wm·L_wm
 
-where ``L_wm`` is ``jepa_loss`` on sub-sequences ``[B, K+1]`` of the rollout that stay inside one episode.
+where ``L_wm`` is ``model.loss`` on sub-sequences ``[B, K+1]`` of the rollout that stay inside one episode.
+A minibatch's gradient step is one function of fixed-shape tensors (:meth:`PPOAgent.step`), run as
+``compile`` says; a non-finite loss or gradient norm skips it on the device.
 Collection (``explore``) and bootstrap values (``value``) are called by
 :class:`jepa_agents.train.on_policy.OnPolicyTrainer`, which hands the filled ``[T, N]`` rollout to
 :meth:`PPOAgent.update`.
@@ -27,10 +29,12 @@ from torch import Tensor, nn
 from jepa_agents.agents.ppo_config import PPOConfig
 from jepa_agents.agents.ppo_losses import entropy_loss, explained_variance, gae, policy_loss, value_loss
 from jepa_agents.agents.ppo_networks import PPONetworks, sequence_starts
-from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
+from jepa_agents.infra.compile import compile_step, resolve_compile
+from jepa_agents.infra.distributed import average_gradients, mean_over_ranks, world_size
+from jepa_agents.infra.guarded_adam import GuardedAdam, all_finite
 from jepa_agents.infra.nan_guard import NaNGuard
-from jepa_agents.losses.world_model import jepa_loss
 from jepa_agents.world_models import WorldModelConfig
+from jepa_agents.world_models.diagnostics import collapse_metrics
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -49,15 +53,18 @@ class PPOAgent:
         num_envs: int,
         max_consecutive_nan: int,
         device: torch.device,
+        compile_mode: str = "none",
     ):
         self.cfg, self.obs_key, self.discrete, self.device = cfg, obs_key, discrete, device
         self.horizon = wm_cfg.horizon
         self.nets = PPONetworks(cfg, wm_cfg, obs_shape, action_dim, discrete, num_envs).to(device)
-        self.optimizers = {"ppo": torch.optim.Adam(self.nets.parameters(), lr=cfg.lr, eps=cfg.adam_eps)}
+        self.optimizers = {"ppo": GuardedAdam(self.nets.parameters(), lr=cfg.lr, eps=cfg.adam_eps)}
         weights = {"policy": 1.0, "value": cfg.value_coef, "entropy": cfg.entropy_coef, "wm": cfg.wm_weight}
         self.loss_weights = {k: w for k, w in weights.items() if w > 0}
         """Loss name -> weight of the terms that enter the total loss (zero weights are not computed)."""
         self.nan_guard = NaNGuard(max_consecutive_nan, what="PPO gradient step")
+        self.compile_mode = compile_mode
+        self._step_fn = compile_step(self.step, compile_mode)
 
     # --- the policy ----------------------------------------------------------------------------------
     def _heads(self, z: Tensor) -> tuple[Tensor, Tensor]:
@@ -144,7 +151,7 @@ class PPOAgent:
         stop = False
         for _ in range(cfg.epochs):
             for idx in torch.randperm(flat.shape[0], device=self.device).chunk(cfg.minibatches):
-                metrics = self._step(flat[idx], rollout, ret, starts, diagnostics=not counts)
+                metrics = self._minibatch(flat[idx], rollout, ret, starts, diagnostics=not counts)
                 for k, v in metrics.items():
                     sums[k] = sums[k] + v
                     counts[k] += 1
@@ -153,9 +160,11 @@ class PPOAgent:
                     break
             if stop:
                 break
+        self.nan_guard.check()
         if self.nets.obs_norm is not None:
             self.nets.obs_norm.update(rollout[self.obs_key])
         out = {k: float(sums[k] / counts[k]) for k in sums}
+        out["train/nan_skips"] = float(self.nan_guard.skips)
         out["value/explained_variance"] = float(explained_variance(rollout["value"], ret))
         out["train/advantage_std"] = float(adv.std())
         if self.nets.log_std is not None:
@@ -178,63 +187,93 @@ class PPOAgent:
             )
         return starts
 
-    def _wm_loss(
-        self, rollout: TensorDict, ret: Tensor, starts: Tensor, diagnostics: bool
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        """``jepa_loss`` on ``wm_batch_size`` windows drawn uniformly among ``starts`` ``[W, 2]``."""
+    def _wm_windows(self, rollout: TensorDict, ret: Tensor, starts: Tensor) -> tuple[Tensor, ...]:
+        """``wm_batch_size`` windows of ``K + 1`` steps drawn uniformly among ``starts`` ``[W, 2]``:
+        observations ``[B, K+1, *obs_shape]``, actions ``[B, K, ...]``, rewards ``[B, K]`` and value
+        targets ``[B, K+1]`` (gathered outside the step: ``W`` varies from rollout to rollout)."""
         pick = starts[torch.randint(starts.shape[0], (self.cfg.wm_batch_size,), device=self.device)]  # [B, 2]
         t = pick[:, :1] + torch.arange(self.horizon + 1, device=self.device)  # [B, K+1]
         n = pick[:, 1:].expand_as(t)  # [B, K+1]
-        wm = self.nets.world_model
-        return jepa_loss(
-            wm,
-            self.nets.normalize(rollout[self.obs_key][t, n]),  # [B, K+1, *obs_shape]
-            rollout["action"][t[:, :-1], n[:, :-1]],  # [B, K, A] or [B, K]
-            rewards=rollout["reward"][t[:, :-1], n[:, :-1]] if wm.cfg.reward_weight > 0 else None,
-            value_targets=ret[t, n] if wm.cfg.value_weight > 0 else None,
-            diagnostics=diagnostics,
-        )
+        obs = rollout[self.obs_key][t, n]
+        first = (t[:, :-1], n[:, :-1])  # [B, K]: the steps that have a transition in the window
+        return obs, rollout["action"][first], rollout["reward"][first], ret[t, n]
 
-    def _step(
+    def _minibatch(
         self, mb: TensorDict, rollout: TensorDict, ret: Tensor, starts: Tensor | None, diagnostics: bool
     ) -> dict[str, Tensor]:
-        """One gradient step on minibatch ``mb`` ``[M]``; a non-finite loss skips it (``nan_guard``)."""
+        """One gradient step (:meth:`step` as ``compile_mode`` runs it) on minibatch ``mb`` ``[M]``."""
+        windows = self._wm_windows(rollout, ret, starts) if starts is not None else ()
+        out = self._step_fn(mb[self.obs_key], mb["sample"], mb["log_prob"], mb["value"], mb["advantage"],
+                            mb["return"], *windows)  # fmt: skip
+        self.nan_guard.record(out.pop("train/applied"), sorted(self.loss_weights), out.pop("train/finite"))
+        z0 = out.pop("train/z0", None)
+        if diagnostics and z0 is not None:
+            out.update(collapse_metrics(z0))
+        return out
+
+    def step(
+        self,
+        obs: Tensor,
+        sample: Tensor,
+        old_log_prob: Tensor,
+        old_value: Tensor,
+        advantage: Tensor,
+        returns: Tensor,
+        wm_obs: Tensor | None = None,
+        wm_action: Tensor | None = None,
+        wm_reward: Tensor | None = None,
+        wm_value: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """One PPO gradient step on a minibatch ``[M]`` (observations, the policy's ``sample`` and
+        ``log_prob``, old ``value``, ``advantage``, ``return``) and, with the world-model loss, its windows
+        (:meth:`_wm_windows`). Returns detached metrics, ``train/applied``, ``train/finite`` (one per
+        loss, sorted by name) and ``train/z0``; no host synchronisation."""
         cfg = self.cfg
-        out, value = self._heads(self.nets.encode(mb[self.obs_key]))  # [M, A], [M]
-        log_prob, entropy = self._log_prob_entropy(out, mb["sample"])
-        adv = mb["advantage"]
+        out, value = self._heads(self.nets.encode(obs))  # [M, A], [M]
+        log_prob, entropy = self._log_prob_entropy(out, sample)
+        adv = advantage
         if cfg.normalize_advantages and adv.numel() > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         losses, metrics = {}, {}
-        losses["policy"], m = policy_loss(log_prob, mb["log_prob"], adv, cfg.clip_ratio)
+        losses["policy"], m = policy_loss(log_prob, old_log_prob, adv, cfg.clip_ratio)
         metrics.update(m)
-        losses["value"], m = value_loss(value, mb["value"], mb["return"], cfg.value_clip)
+        losses["value"], m = value_loss(value, old_value, returns, cfg.value_clip)
         metrics.update(m)
         ent_loss, m = entropy_loss(entropy)
         metrics.update(m)
         if cfg.entropy_coef > 0:
             losses["entropy"] = ent_loss
-        if starts is not None:
-            losses["wm"], m = self._wm_loss(rollout, ret, starts, diagnostics)
+        wm = self.nets.world_model
+        if wm_obs is not None:
+            wm_obs = self.nets.normalize(wm_obs)  # [B, K+1, *obs_shape]
+            z_wm = wm.encode(wm_obs, augment=True)  # [B, K+1, D]
+            metrics["train/z0"] = z_wm[:, 0].detach()
+            losses["wm"], m = wm.loss(
+                wm_obs,
+                wm_action,
+                z=z_wm,
+                rewards=wm_reward if wm.cfg.reward_weight > 0 else None,
+                value_targets=wm_value if wm.cfg.value_weight > 0 else None,
+                diagnostics=False,
+            )
             metrics.update(m)
         assert losses.keys() == self.loss_weights.keys(), (
             f"losses {sorted(losses)} do not match the weights {sorted(self.loss_weights)}"
         )
         total = sum(self.loss_weights[k] * loss for k, loss in losses.items())
-        if not self.nan_guard.ok(mean_over_ranks(losses)):  # the same decision on every rank
-            return {}
         optimizer = self.optimizers["ppo"]
         optimizer.zero_grad(set_to_none=True)
         total.backward()
-        average_gradients(list(self.nets.parameters()))  # data-parallel: the mean over ranks
-        if cfg.max_grad_norm > 0:
-            metrics["train/grad_norm"] = nn.utils.clip_grad_norm_(self.nets.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        wm = self.nets.world_model
+        params = [p for p in self.nets.parameters() if p.grad is not None]
+        average_gradients(params)  # data-parallel: the mean over ranks
+        grad_norm = nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
+        ok, finite = all_finite(mean_over_ranks({k: losses[k] for k in sorted(losses)}))  # same on every rank
+        optimizer.step(ok)
         if wm is not None and wm.cfg.target == "ema":
-            wm.update_target()
+            wm.update_target(ok=ok)
+        metrics["train/grad_norm"] = grad_norm.detach()
         metrics["train/loss"] = total.detach()
-        return metrics
+        return metrics | {"train/applied": ok, "train/finite": finite}
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -296,4 +335,5 @@ def make_ppo(cfg: DictConfig, env, device: torch.device) -> PPOAgent:
         num_envs=env.batch_size[0],
         max_consecutive_nan=cfg.train.max_consecutive_nan,
         device=device,
+        compile_mode=resolve_compile(cfg.compile, device, world_size())[0],
     )

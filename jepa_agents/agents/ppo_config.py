@@ -16,7 +16,7 @@ class PPOConfig:
     Every iteration collects ``rollout_steps`` agent steps on each of the ``env.num_envs`` copies
     (``T x N`` transitions), computes GAE advantages, then runs ``epochs`` passes of ``minibatches``
     clipped-surrogate updates over them. The encoder is shared by the policy and the value head and is
-    also trained by ``wm_weight`` times the world-model loss (``losses.world_model.jepa_loss``) on
+    also trained by ``wm_weight`` times the world-model loss (``model.loss``) on
     sub-sequences of ``world_model.horizon + 1`` steps of the rollout that stay inside one episode.
     ``train.seed_env_steps`` and the replay settings do not apply to this learner.
     """

@@ -25,7 +25,7 @@ class ReturnScale(nn.Module):
         flat = returns.detach().float().reshape(-1)
         q = torch.quantile(flat, torch.tensor([self.low, self.high], device=flat.device))
         spread = q[1] - q[0]
-        decay = self.decay if int(self.count) > 0 else 0.0
+        decay = torch.where(self.count > 0, self.decay, 0.0)  # the first batch sets S (no host read)
         self.scale.mul_(decay).add_((1 - decay) * spread)
         self.count += 1
         return self.scale.clone()

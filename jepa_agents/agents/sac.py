@@ -7,19 +7,23 @@ full n-step return (shorter only where the episode terminates inside the window)
 
 * ``z = f(aug(o_{0..T}))`` ``[B, T+1, D]``: one shared, random-shifted encoding with gradients; the
   remaining bootstrap observations ``o_{T+1..L-1}`` are encoded without gradients (``[B, n-1, D]``);
-* world model: ``L_wm = jepa_loss(o_{0..K}, a_{0..K-1}, z_{0..K})`` (K-step latent prediction + λ·SIGReg;
+* world model: ``L_wm = model.loss(o_{0..K}, a_{0..K-1}, z_{0..K})`` (K-step latent prediction + λ·SIGReg;
   its targets follow ``world_model.target``, the online encoder by default: no EMA);
-* critic: ``L_Q = Σ_e ½ mean (Q_e(z_t, a_t) - y_t)²`` on the ``T`` transitions, with
-  ``y_t = R_t + d_t·(min_e Q̄_e(z̄, a') - α log π(a'|z̄))``, ``z̄ = sg(z_{t+m})``, ``a' ~ π(·|z̄)``,
-  ``Q̄`` the Polyak-averaged target critics and ``(R_t, d_t, m)`` the replay's n-step targets
-  (``m = n`` unless the episode terminates first);
+* critic: ``L_Q = Σ_e ½ mean (Q_e(z_t, a_t) - y_t)²`` on the ``T`` transitions, with the target
+  (:meth:`SACAgent.td_target`) ``y_t = R_t + d_t·(min_e Q̄_e(z̄, a') - α log π(a'|z̄))``,
+  ``z̄ = sg(z_{t+m})``, ``a' ~ π(·|z̄)``, ``Q̄`` the Polyak-averaged target critics and ``(R_t, d_t, m)``
+  the n-step return, discount and bootstrap offset of the slice (``m = n`` unless the episode
+  terminates first);
 * actor: ``L_π = mean(α log π(a|sg(z)) - min_e Q_e(sg(z), a))`` (critic parameters frozen);
 * temperature: ``L_α = α·mean(-log π(a|s) - H̄)``.
 
 The encoder (with the predictor) is trained by ``L_Q + wm_weight·L_wm``; the total loss
 ``L_Q + wm_weight·L_wm + L_π + L_α`` is a single backward pass whose terms reach disjoint parameters
-except the encoder. A non-finite loss or gradient norm skips the update (``train/nan_skips``); after
-``max_consecutive_nan`` in a row, :class:`FloatingPointError` is raised.
+except the encoder. The whole gradient step (:meth:`SACAgent.step`: forward, backward, optimizer steps,
+Polyak and EMA updates) is one function of fixed-shape tensors with no host synchronisation, run as
+``compile`` says (:mod:`jepa_agents.infra.compile`). A non-finite loss or gradient norm skips the update
+on the device (``train/nan_skips``; no parameter, moment or target moves); after
+``max_consecutive_nan`` in a row, :class:`FloatingPointError` is raised by the next ``update`` call.
 
 Update-to-data ratio: the loop calls ``update(replay, step)`` after every vectorized env step, with
 ``step`` the env-frame counter; the agent credits ``utd`` updates per transition collected
@@ -29,6 +33,7 @@ Update-to-data ratio: the loop calls ``update(replay, step)`` after every vector
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -41,13 +46,15 @@ from torch import Tensor, nn
 from jepa_agents.agents.config import SACConfig
 from jepa_agents.agents.credit import due_updates
 from jepa_agents.agents.sac_losses import actor_loss, critic_loss, soft_value, temperature_loss, total_loss
+from jepa_agents.data.nstep import nstep_returns
 from jepa_agents.data.replay import Replay
+from jepa_agents.infra.compile import compile_step
 from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
+from jepa_agents.infra.guarded_adam import GuardedAdam, all_finite, guarded_polyak
 from jepa_agents.infra.nan_guard import NaNGuard
-from jepa_agents.infra.polyak import polyak_update
-from jepa_agents.losses import jepa_loss
 from jepa_agents.nn import MLP
 from jepa_agents.world_models import EncoderStack, LatentWorldModel
+from jepa_agents.world_models.diagnostics import collapse_metrics
 
 
 class Trunk(nn.Module):
@@ -159,6 +166,8 @@ class SACAgent:
         num_envs: parallel copies (transitions per vectorized step).
         action_repeat: env frames per agent step (converts ``step`` into transitions).
         max_consecutive_nan: raise after this many consecutive non-finite updates.
+        compile_mode: how :meth:`step` runs: ``none``, ``compile`` or ``cudagraph`` (resolved,
+            :func:`jepa_agents.infra.compile.resolve_compile`).
     """
 
     def __init__(
@@ -172,6 +181,7 @@ class SACAgent:
         num_envs: int,
         action_repeat: int,
         max_consecutive_nan: int,
+        compile_mode: str = "none",
     ):
         self.cfg = cfg
         self.obs_key = obs_key
@@ -188,12 +198,10 @@ class SACAgent:
         self.loss_weights = {"critic": 1.0, "actor": 1.0, "temperature": 1.0, "world_model": cfg.wm_weight}
         nets = self.nets
         self.optimizers = {
-            "model": torch.optim.Adam(
-                [p for p in nets.model.parameters() if p.requires_grad], lr=cfg.lr_encoder
-            ),
-            "critic": torch.optim.Adam(nets.critic.parameters(), lr=cfg.lr_critic),
-            "actor": torch.optim.Adam(nets.actor.parameters(), lr=cfg.lr_actor),
-            "temperature": torch.optim.Adam([nets.log_alpha], lr=cfg.lr_temperature),
+            "model": GuardedAdam([p for p in nets.model.parameters() if p.requires_grad], lr=cfg.lr_encoder),
+            "critic": GuardedAdam(nets.critic.parameters(), lr=cfg.lr_critic),
+            "actor": GuardedAdam(nets.actor.parameters(), lr=cfg.lr_actor),
+            "temperature": GuardedAdam([nets.log_alpha], lr=cfg.lr_temperature),
         }
         self._params = [
             p for group in self.optimizers.values() for g in group.param_groups for p in g["params"]
@@ -205,6 +213,12 @@ class SACAgent:
             hint="Lower the learning rates, set agent.grad_clip, or check the rewards and observations.",
         )
         self.counters = {"updates": 0, "calls": 0, "credit": 0.0, "step": -1}
+        self.compile_mode = compile_mode
+        # the actor period is a choice between two step functions, not a branch inside one
+        self._steps = {
+            actor: compile_step(functools.partial(self.step, update_actor=actor), compile_mode)
+            for actor in (True, False)
+        }
 
     # --------------------------------------------------------------------------- learner-specific
     def _build_networks(self, model: EncoderStack) -> SACNetworks:
@@ -217,28 +231,45 @@ class SACAgent:
         return -float(self.action_dim)
 
     def _sample(self, replay: Replay) -> TensorDict:
-        return replay.sample(self.cfg.batch_size, self.seq_len, self.cfg.n_step, self.cfg.gamma)
+        return replay.sample(self.cfg.batch_size, self.seq_len)
+
+    def _terminal(self, batch: TensorDict) -> Tensor:
+        """``[B, L, 1]`` bool: the transitions after which nothing is bootstrapped (``terminated``)."""
+        return batch["terminated"]
+
+    def td_target(self, z_all: Tensor, reward: Tensor, terminal: Tensor) -> Tensor:
+        """The critic's target ``y_t = R_t + d_t·V̄(z_{t+m})`` ``[B, T, 1]`` (no gradient) of the first ``T``
+        transitions of slices ``[B, L]``: n-step return ``R_t = Σ_{j<m} γ^j r_{t+j}``, discount
+        ``d_t = γ^m`` (0 after a terminal step) and bootstrap offset ``m`` (:func:`nstep_returns`),
+        ``V̄`` the soft value of the target critics (:meth:`_next_value`) at the embedding ``z_all``
+        ``[B, L, D]`` of ``o_{t+m}``; ``reward``, ``terminal`` ``[B, L, 1]``."""
+        t = self.horizon
+        ret, discount, index = nstep_returns(reward, terminal, self.cfg.gamma, self.cfg.n_step)
+        with torch.no_grad():
+            z_boot = _gather_steps(z_all, index[:, :t])  # [B, T, D]
+            return ret[:, :t] + discount[:, :t] * self._next_value(z_boot)
+
+    def _next_value(self, z: Tensor) -> Tensor:
+        """Soft value ``min_e Q̄_e(z, a') - α log π(a'|z)``, ``a' ~ π(·|z)``: ``z [B, T, D] -> [B, T, 1]``."""
+        nets = self.nets
+        a_next, logp_next = nets.actor.sample(z)
+        q_next = nets.critic_target(z, a_next).min(0).values  # [B, T, 1]
+        return soft_value(q_next, logp_next, nets.log_alpha.exp())
 
     def _policy(self, z: Tensor, eval_mode: bool) -> Tensor:
         actor = self.nets.actor
         return actor.mode(z) if eval_mode else actor.sample(z)[0]
 
     def _rl_losses(
-        self, z: Tensor, z_all: Tensor, batch: TensorDict, update_actor: bool
+        self, z: Tensor, target: Tensor, action: Tensor, update_actor: bool
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Critic (and actor, temperature) losses from ``z [B, T+1, D]`` (with gradients) and the detached
-        ``z_all [B, L, D]`` (bootstrap embeddings); see the module docstring."""
+        """Critic (and actor, temperature) losses from ``z [B, T+1, D]`` (with gradients), the critic's
+        target ``[B, T, 1]`` and the actions ``[B, L, A]``; see the module docstring."""
         nets, t = self.nets, self.horizon
         alpha = nets.log_alpha.exp().detach()
-        with torch.no_grad():
-            z_boot = _gather_steps(z_all, batch["nstep", "index"][:, :t])  # [B, T, D]
-            a_next, logp_next = nets.actor.sample(z_boot)
-            q_next = nets.critic_target(z_boot, a_next).min(0).values  # [B, T, 1]
-            v_next = soft_value(q_next, logp_next, alpha)
-        q = nets.critic(z[:, :t], batch["action"][:, :t].float())  # [2, B, T, 1]
-        ret, disc = batch["nstep", "return"][:, :t], batch["nstep", "discount"][:, :t]
+        q = nets.critic(z[:, :t], action[:, :t].float())  # [2, B, T, 1]
         losses, metrics = {}, {}
-        losses["critic"], metrics_q = critic_loss(q, ret, disc, v_next)
+        losses["critic"], metrics_q = critic_loss(q, target)
         metrics.update(metrics_q)
         if update_actor:
             z_sg = z.detach()
@@ -272,8 +303,8 @@ class SACAgent:
     # ---------------------------------------------------------------------------------- training
     def update(self, replay: Replay, step: int) -> dict[str, Tensor]:
         """Run the gradient updates due at env-frame counter ``step``; metrics of the last one (or ``{}``)
-        as detached 0-d tensors on the training device, read lazily (``float()``) only when logged, so an
-        update synchronises with the host once: the NaN guard's check of the loss and gradient norm."""
+        as detached 0-d tensors on the training device, read lazily (``float()``) only when logged. The
+        NaN guard's counters are read once per call (:meth:`NaNGuard.check`), after its updates."""
         c, cfg = self.counters, self.cfg
         count = due_updates(c, step, self.num_envs, self.action_repeat, cfg.utd, cfg.update_every)
         if count == 0:
@@ -281,7 +312,8 @@ class SACAgent:
         metrics: dict[str, Tensor] = {}
         for i in range(count):
             metrics = self._update_once(replay, diagnostics=i == count - 1)
-        metrics["train/nan_skips"] = torch.tensor(float(self.nan_guard.skips))
+        self.nan_guard.check()
+        metrics["train/nan_skips"] = self.nan_guard.skips.float()
         metrics["train/updates"] = torch.tensor(float(c["updates"]))
         return metrics
 
@@ -290,27 +322,47 @@ class SACAgent:
 
     def learn(self, batch: TensorDict, diagnostics: bool = False) -> dict[str, Tensor]:
         """One gradient update on replay slices ``batch`` ``[B, L]`` (``self.seq_len`` steps: observations,
-        ``action``, ``reward``, ``nstep/{index,return,discount}``); ``{}`` when the NaN guard skipped it.
-        Data-parallel: ``batch`` is this rank's part of the global batch."""
-        nets, c = self.nets, self.counters
-        obs, t = batch[self.obs_key], self.horizon  # [B, L, *obs_shape]
+        ``action``, ``reward``, ``terminated``): :meth:`step` as ``compile_mode`` runs it, then the NaN
+        guard's count and, with ``diagnostics``, collapse diagnostics of the step's embeddings (an SVD,
+        outside the step). Data-parallel: ``batch`` is this rank's part of the global batch."""
+        c = self.counters
+        update_actor = c["updates"] % self.cfg.actor_update_every == 0
+        out = self._steps[update_actor](
+            batch[self.obs_key], batch["action"], batch["reward"], self._terminal(batch)
+        )
+        c["updates"] += 1
+        names = sorted(self._expected_losses(update_actor)) + ["grad_norm"]
+        self.nan_guard.record(out.pop("train/applied"), names, out.pop("train/finite"))
+        z0 = out.pop("train/z0")
+        if diagnostics and self._use_world_model:
+            out.update(collapse_metrics(z0))
+        return out
+
+    def step(
+        self, obs: Tensor, action: Tensor, reward: Tensor, terminal: Tensor, update_actor: bool
+    ) -> dict[str, Tensor]:
+        """The gradient step as one function of slices ``[B, L]`` (``obs [B, L, *obs_shape]``, ``action
+        [B, L, A]`` or ``[B, L]``, ``reward``, ``terminal`` ``[B, L, 1]``): losses, one backward pass, the
+        guarded optimizer steps and target updates. Returns detached metrics, ``train/applied`` (0-d bool),
+        ``train/finite`` (one bool per loss and the gradient norm) and ``train/z0`` ``[B, D]``; no host
+        synchronisation, no branch on data (``update_actor`` picks one of two step functions)."""
+        nets, t = self.nets, self.horizon
         z = nets.model.encode(obs[:, : t + 1], augment=True)  # [B, T+1, D]
         z_all = z.detach()
         if obs.shape[1] > t + 1:
             with torch.no_grad():  # bootstrap-only observations need no backward pass
                 z_tail = nets.model.encode(obs[:, t + 1 :], augment=True)  # [B, n-1, D]
             z_all = torch.cat((z_all, z_tail), 1)  # [B, L, D]
-        update_actor = c["updates"] % self.cfg.actor_update_every == 0
-        losses, metrics = self._rl_losses(z, z_all, batch, update_actor)
+        target = self.td_target(z_all, reward, terminal)  # [B, T, 1]
+        losses, metrics = self._rl_losses(z, target, action, update_actor)
         if self._use_world_model:
-            k = self.horizon
-            losses["world_model"], metrics_wm = jepa_loss(
-                nets.model,
-                obs[:, : k + 1],
-                batch["action"][:, :k],
-                rewards=batch["reward"][:, :k] if nets.model.cfg.reward_weight > 0 else None,
-                z=z[:, : k + 1],
-                diagnostics=diagnostics,
+            model = nets.model
+            losses["world_model"], metrics_wm = model.loss(
+                obs[:, : t + 1],
+                action[:, :t],
+                rewards=reward[:, :t] if model.cfg.reward_weight > 0 else None,
+                z=z[:, : t + 1],
+                diagnostics=False,
             )
             metrics.update(metrics_wm)
         weights = {name: self.loss_weights[name] for name in self._expected_losses(update_actor)}
@@ -323,18 +375,16 @@ class SACAgent:
         params = [p for p in self._params if p.grad is not None]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf)
         losses = mean_over_ranks(losses)  # every rank takes the same skip-or-step decision
-        if not self.nan_guard.ok({**losses, "grad_norm": grad_norm}):  # the one host sync of an update
-            for opt in self.optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            return {}
+        checked = {name: losses[name] for name in sorted(losses)} | {"grad_norm": grad_norm}
+        ok, finite = all_finite(checked)
         for opt in self.optimizers.values():
-            opt.step()
-        polyak_update(nets.critic_target, nets.critic, self.cfg.tau)
+            opt.step(ok)
+        guarded_polyak(nets.critic_target, nets.critic, self.cfg.tau, ok)
         if self._use_world_model and nets.model.cfg.target == "ema":
-            nets.model.update_target()
-        c["updates"] += 1
+            nets.model.update_target(ok=ok)
         metrics["train/loss"] = loss.detach()
         metrics["train/grad_norm"] = grad_norm.detach()
+        metrics |= {"train/applied": ok, "train/finite": finite, "train/z0": z_all[:, 0]}
         return metrics
 
     def _expected_losses(self, update_actor: bool) -> set[str]:

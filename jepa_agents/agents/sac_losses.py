@@ -10,21 +10,15 @@ import torch
 from torch import Tensor
 
 
-def critic_loss(
-    q: Tensor, nstep_return: Tensor, nstep_discount: Tensor, next_value: Tensor
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Soft TD loss of every critic head against one n-step target.
-
-        ``y = R + d · V̄(o')``   (``V̄`` from the target critics, no gradient),
-        ``L = Σ_e mean_{b,t} ½ (Q_e - y)²``.
+def critic_loss(q: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """TD loss of every critic head against one target ``y`` (the learner's ``td_target``, no gradient):
+    ``L = Σ_e mean_{b,t} ½ (Q_e - y)²``.
 
     Args:
         q: ``[E, B, T, 1]`` Q-values of the taken actions.
-        nstep_return: ``[B, T, 1]`` ``R = Σ_{j<m} γ^j r_{t+j}``.
-        nstep_discount: ``[B, T, 1]`` ``d = γ^m`` (0 after a terminal step).
-        next_value: ``[B, T, 1]`` soft value ``V̄`` of the bootstrap observation ``o_{t+m}``.
+        target: ``[B, T, 1]`` ``y``.
     """
-    target = (nstep_return + nstep_discount * next_value).detach()  # [B, T, 1]
+    target = target.detach()
     td = q - target  # [E, B, T, 1]
     loss = 0.5 * td.square().mean(dim=(1, 2, 3)).sum()
     metrics = {

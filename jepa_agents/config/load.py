@@ -29,7 +29,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from jepa_agents.config.errors import ConfigError
 
 # Keys that may differ between a run and its resumption (they do not change what is computed).
-RUNTIME_KEYS = ("resume", "run_dir", "device", "logging.progress_bar", "distributed")
+RUNTIME_KEYS = ("resume", "run_dir", "device", "compile", "logging.progress_bar", "distributed")
 
 
 @dataclass(frozen=True)

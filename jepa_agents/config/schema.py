@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envs.torch_control.distraction import DistractionSpec
+from jepa_agents.infra.compile import COMPILE_MODES
 
 
 @dataclass
@@ -203,6 +204,10 @@ class RunConfig:
     """``torch.set_num_threads`` value; 0 keeps torch's default."""
     deterministic: bool = False
     """Use deterministic torch algorithms (bit-identical resume on the CPU)."""
+    compile: str = "auto"
+    """How each gradient step runs: ``none`` (eager), ``compile`` (``torch.compile``), ``cudagraph`` (CUDA:
+    compiled and captured as one CUDA graph) or ``auto`` (``cudagraph`` on CUDA, ``none`` on the CPU, where
+    compiling is not faster); resolved at start, printed and saved (:mod:`jepa_agents.infra.compile`)."""
     run_dir: str = ""
     """Run directory; empty: ``runs/<env>/<agent>/<date>_seed<seed>``."""
     resume: str = ""
@@ -210,6 +215,10 @@ class RunConfig:
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     """Data-parallel settings under ``torchrun`` (not part of the config hash: a run may be resumed with
     another timeout or backend, but not with another number of ranks)."""
+
+    def __post_init__(self) -> None:
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile={self.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
 
 
 @dataclass

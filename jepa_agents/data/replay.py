@@ -42,8 +42,6 @@ from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 from torchrl.data import LazyMemmapStorage, LazyTensorStorage, ReplayBuffer, SliceSampler
 
-from jepa_agents.data.nstep import nstep_returns
-
 OBS_KEYS: tuple[str, ...] = ("pixels", "state", "physics")
 """Observation keys stored (those the environment has)."""
 EXTRA_KEYS: tuple[str, ...] = ("life_loss",)
@@ -262,26 +260,14 @@ class Replay:
         return TensorDict({k: v.detach().to(device) for k, v in fields.items()}, batch_size=[n])
 
     # ------------------------------------------------------------------------------------ sampling
-    def sample(
-        self,
-        batch_size: int,
-        seq_len: int,
-        n_step: int = 1,
-        gamma: float = 0.99,
-        clip_reward: bool = False,
-        terminal_keys: Sequence[str] = ("terminated",),
-    ) -> TensorDict:
+    def sample(self, batch_size: int, seq_len: int) -> TensorDict:
         """``batch_size`` slices of ``seq_len`` consecutive rows of one episode, on the training device.
 
         Returns a TensorDict ``[B, L]`` (``L = seq_len``) with the stored rows (observations as stored:
         pixels uint8 ``[B, L, C, H, W]``; ``action`` ``[B, L, A]`` or ``[B, L]``; ``reward``, flags
-        ``[B, L, 1]``; ``is_last``, ``episode``, ``step``) and the n-step targets of :func:`nstep_returns`
-        under ``("nstep", "return")`` ``[B, L, 1]``, ``("nstep", "discount")`` ``[B, L, 1]`` and
-        ``("nstep", "index")`` ``[B, L]``. Rows ``0 .. L-2`` are transitions (``o_k, a_k, r_k -> o_{k+1}``);
-        row ``L - 1`` only contributes its observation.
-
-        ``clip_reward`` clips rewards to ``[-1, 1]`` before summing (Atari); ``terminal_keys`` are OR-ed
-        into the bootstrap cut (``("terminated", "life_loss")`` treats a lost life as terminal).
+        ``[B, L, 1]``; ``is_last``, ``episode``, ``step``). Rows ``0 .. L-2`` are transitions
+        (``o_k, a_k, r_k -> o_{k+1}``); row ``L - 1`` only contributes its observation. Returns and
+        targets are the learners' (e.g. :meth:`jepa_agents.agents.sac.SACAgent.td_target`).
         """
         if seq_len < 2:
             raise ValueError(f"seq_len must be >= 2 (one transition), got {seq_len}")
@@ -294,14 +280,6 @@ class Replay:
             data = data.pin_memory().to(self.device, non_blocking=True)
         else:
             data = data.to(self.device)
-        reward = data.get("reward").clamp(-1.0, 1.0) if clip_reward else data.get("reward")
-        terminal = torch.zeros_like(data.get("terminated"))
-        for key in terminal_keys:
-            terminal = terminal | data.get(key)
-        ret, discount, index = nstep_returns(reward, terminal, gamma, n_step)
-        data.set(("nstep", "return"), ret)
-        data.set(("nstep", "discount"), discount)
-        data.set(("nstep", "index"), index)
         return data
 
     def _stacks(self, slots: Tensor) -> Tensor:

@@ -16,10 +16,12 @@ For i.i.d. ``N(0, 1)`` samples ``E[N |φ_N(t) - φ(t)|²] = 1 - exp(-t²)`` for 
 statistic of a Gaussian batch is ``∫ (1 - e^{-t²}) e^{-t²/2} dt ≈ 1.06`` per direction with the default
 grid, independent of ``N``; any other distribution gives a value that grows linearly with ``N``.
 
-Directions are redrawn on every call from a CPU ``torch.Generator`` seeded with ``seed + calls``, where
-``calls`` counts forward passes (saved in the state dict). Every rank that calls the module the same
-number of times therefore draws the same directions, on any device; the ``[D, M]`` matrix is then
-moved to the embeddings' device (a ``D·M`` copy per call).
+Directions are redrawn on every call from a counter-based generator (:func:`random_directions`): a
+hash of ``(seed, call, element)`` turned into Gaussian draws by Box–Muller, computed on the embeddings'
+device with tensor operations. ``call`` is a 0-d buffer counting forward passes (saved in the state
+dict) and incremented in place, so the draw needs no host synchronisation and no Python state: a
+compiled or graph-captured update draws new directions every replay. Every rank that calls the module
+the same number of times draws the same directions, on any device.
 
 Under an initialized ``torch.distributed`` process group the per-knot sums of ``cos`` and ``sin`` are
 all-reduced with the differentiable ``torch.distributed.nn.functional.all_reduce`` and divided by the
@@ -61,10 +63,34 @@ def epps_pulley_weights(num_knots: int, t_max: float) -> tuple[Tensor, Tensor, T
     return t.float(), phi.float(), (quad * phi).float()
 
 
-def random_directions(dim: int, num: int, seed: int) -> Tensor:
-    """``num`` unit directions in ``R^dim`` as columns ``[dim, num]`` (float32, CPU), from ``seed``."""
-    gen = torch.Generator().manual_seed(seed)
-    a = torch.randn(dim, num, generator=gen, dtype=torch.float32)
+_MASK32 = 0xFFFFFFFF
+
+
+def _mul32(x: Tensor, c: int) -> Tensor:
+    """``x·c mod 2³²`` for ``x`` int64 in ``[0, 2³²)``, without int64 overflow (16-bit halves of ``c``)."""
+    lo, hi = c & 0xFFFF, c >> 16
+    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & _MASK32
+
+
+def _mix32(x: Tensor) -> Tensor:
+    """A 32-bit integer hash (the ``lowbias32`` finalizer): int64 in ``[0, 2³²)`` -> int64 in ``[0, 2³²)``."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def random_directions(dim: int, num: int, seed: int | Tensor, device: torch.device | str = "cpu") -> Tensor:
+    """``num`` unit directions in ``R^dim`` as columns ``[dim, num]`` (float32 on ``device``), a pure
+    function of ``seed`` (an int or a 0-d integer tensor): Box–Muller on two hashed uniforms per entry."""
+    seed = torch.as_tensor(seed, dtype=torch.long, device=device)
+    key = _mix32((seed * 0x9E3779B9 + 0x632BE5AB) & _MASK32)  # 0-d
+    idx = torch.arange(2 * dim * num, dtype=torch.long, device=device)  # two uniforms per entry
+    bits = _mix32(key ^ _mix32(idx))  # [2·dim·num]
+    u = ((bits >> 8).float() + 0.5) * 2.0**-24  # in (0, 1)
+    u1, u2 = u.view(2, dim, num)
+    a = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * torch.pi * u2)  # [dim, num] ~ N(0, 1)
     return a / a.norm(dim=0, keepdim=True)
 
 
@@ -121,23 +147,23 @@ class SIGReg(nn.Module):
             raise ValueError(f"num_slices must be >= 1, got {num_slices}")
         self.num_slices = num_slices
         self.seed = seed
-        self._calls = 0
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
         t, phi, weights = epps_pulley_weights(num_knots, t_max)
         self.register_buffer("t", t)
         self.register_buffer("phi", phi)
         self.register_buffer("weights", weights)
 
-    def directions(self, dim: int, call: int) -> Tensor:
-        """Unit directions ``[dim, M]`` (float32, CPU) used by call number ``call`` (0-based)."""
-        return random_directions(dim, self.num_slices, self.seed + call)
+    def directions(self, dim: int, call: int | Tensor) -> Tensor:
+        """Unit directions ``[dim, M]`` (float32, this module's device) of call number ``call`` (0-based)."""
+        return random_directions(dim, self.num_slices, self.seed + call, self.t.device)
 
     def forward(self, z: Tensor) -> Tensor:
         if z.ndim not in (2, 3):
             raise ValueError(f"SIGReg expects embeddings [N, D] or [T, N, D], got shape {tuple(z.shape)}")
         if z.shape[-2] == 0 or z.shape[-1] == 0:
             raise ValueError(f"SIGReg needs N >= 1 and D >= 1, got shape {tuple(z.shape)}")
-        a = self.directions(z.shape[-1], self._calls).to(z.device)
-        self._calls += 1
+        a = self.directions(z.shape[-1], self.calls).to(z.device)  # [D, M]
+        self.calls.add_(1)
         with torch.autocast(device_type=z.device.type, enabled=False):
             proj = z.float() @ a  # [..., N, M]
             return sliced_epps_pulley(proj, self.t, self.phi, self.weights).mean()
@@ -149,12 +175,6 @@ class SIGReg(nn.Module):
     def collapsed_reference(self, n: int) -> Tensor:
         """Statistic of ``n`` embeddings at the origin: ``n·Σ_k w_k (1 - φ(t_k))²``."""
         return n * ((1.0 - self.phi).square() @ self.weights)
-
-    def get_extra_state(self) -> dict[str, int]:
-        return {"calls": self._calls}
-
-    def set_extra_state(self, state: dict[str, int]) -> None:
-        self._calls = int(state["calls"])
 
     def extra_repr(self) -> str:
         return f"num_slices={self.num_slices}, num_knots={self.t.numel()}, seed={self.seed}"

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from jepa_agents.config.load import saved_config_hash
 from jepa_agents.infra import distributed
 from jepa_agents.infra.checkpoint import finished_step
+from jepa_agents.infra.compile import resolve_compile_setting
 from jepa_agents.infra.device import configure_threads, resolve_device
 from jepa_agents.infra.precision import describe, resolve_precision
 from jepa_agents.infra.run_dir import prepare_run_dir
@@ -48,14 +49,16 @@ def _refuse_complete_run(cfg: DictConfig) -> None:
 
 
 def resolve_hardware_settings(cfg: DictConfig, device: torch.device) -> tuple[DictConfig, str]:
-    """``world_model.precision=auto`` resolved for ``device`` (so the saved ``config.yaml`` and every
-    resume compute the same thing), and the line that says what was chosen and why."""
+    """``world_model.precision=auto`` and ``compile=auto`` resolved for ``device`` (so the saved
+    ``config.yaml`` and every resume compute the same thing), and the lines that say what was chosen
+    and why."""
     asked = cfg.world_model.precision
     resolved = resolve_precision(asked, device)
     if resolved != asked:
         cfg = OmegaConf.merge(cfg, {"world_model": {"precision": resolved}})
     why = f"auto on {device.type}: {describe(device)}" if asked == "auto" else "as configured"
-    return cfg, f"precision: {resolved} ({why})"
+    cfg, compile_line = resolve_compile_setting(cfg, device)
+    return cfg, f"precision: {resolved} ({why})\n{compile_line}"
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, device: torch.device) -> OnlineTrainer:

@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jepa_agents.infra.guarded_adam import guarded_polyak
 from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.nn import MLP, EmbeddingNorm, RandomShift, make_encoder
 from jepa_agents.regularizers import SIGReg, make_regularizer
 from jepa_agents.world_models.config import WorldModelConfig
+from jepa_agents.world_models.loss import JEPALoss
 
 
 class EncoderStack(nn.Module):
@@ -48,7 +50,7 @@ class EncoderStack(nn.Module):
         return z if self._norm is None else self._norm(z, running=running_stats)
 
 
-class LatentWorldModel(EncoderStack, abc.ABC):
+class LatentWorldModel(EncoderStack, JEPALoss, abc.ABC):
     """Encoder ``obs -> z [*, D]`` plus everything a latent-predictive loss needs besides the predictor.
 
     Built from ``(cfg, obs_shape, action_dim, discrete)``: ``obs_shape`` has no batch dims (``[C, H, W]``
@@ -57,7 +59,8 @@ class LatentWorldModel(EncoderStack, abc.ABC):
     (discrete only; one-hot encoded inside).
 
     Subclasses implement ``predict_sequence(z [B, K+1, D], actions [B, K, ...]) -> [B, K, D]``, the
-    predictions of ``z[:, 1:]`` that ``jepa_loss`` compares with the targets.
+    predictions of ``z[:, 1:]`` that its loss (``model.loss``, :mod:`~jepa_agents.world_models.loss`)
+    compares with the targets.
     """
 
     def __init__(self, cfg: WorldModelConfig, obs_shape: Sequence[int], action_dim: int, discrete: bool):
@@ -90,12 +93,16 @@ class LatentWorldModel(EncoderStack, abc.ABC):
         return z if self._norm is None else self._norm.batch_only(z)
 
     @torch.no_grad()
-    def update_target(self, tau: float | None = None) -> None:
-        """EMA step ``θ_target <- (1 - τ)·θ_target + τ·θ_online`` (``τ = cfg.ema_tau`` by default)."""
+    def update_target(self, tau: float | None = None, ok: Tensor | None = None) -> None:
+        """EMA step ``θ_target <- (1 - τ)·θ_target + τ·θ_online`` (``τ = cfg.ema_tau`` by default); with a
+        0-d bool ``ok`` (the learner's NaN decision), the identity where ``ok`` is false."""
         if self._target_encoder is None:
             raise RuntimeError(f"update_target needs world_model.target='ema', got {self.cfg.target!r}")
         tau = self.cfg.ema_tau if tau is None else tau
-        polyak_update(self._target_encoder, self._encoder, tau)
+        if ok is None:
+            polyak_update(self._target_encoder, self._encoder, tau)
+        else:
+            guarded_polyak(self._target_encoder, self._encoder, tau, ok)
         for bt, bo in zip(self._target_encoder.buffers(), self._encoder.buffers()):
             bt.copy_(bo)
 

@@ -15,7 +15,7 @@ EMBED_NORMS = ("batch", "none")
 
 @dataclass
 class WorldModelConfig:
-    """Latent-predictive (JEPA) world model and its training loss (``losses.world_model.jepa_loss``)."""
+    """Latent-predictive (JEPA) world model and its training loss (``model.loss``)."""
 
     name: str = "jepa"
     """World model: ``jepa`` (K-step action-conditioned latent predictor), ``seq_jepa`` (transformer

@@ -29,7 +29,7 @@ def sigreg_statistic(z: Tensor, num_slices: int = 64, seed: int = 12345) -> Tens
     are comparable across training steps and regularizers; about 1.05 for a standard Gaussian batch).
     Global over ranks under ``torch.distributed``, like :class:`SIGReg`."""
     t, phi, weights = (x.to(z.device) for x in epps_pulley_weights(17, 3.0))
-    a = random_directions(z.shape[-1], num_slices, seed).to(z.device)
+    a = random_directions(z.shape[-1], num_slices, seed, z.device)
     return sliced_epps_pulley(z.float() @ a, t, phi, weights).mean()
 
 

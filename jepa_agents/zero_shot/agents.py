@@ -4,9 +4,11 @@
 from the ``agent`` config (:class:`jepa_agents.zero_shot.config.ZeroShotAgentConfig`). ``agent.update(batch)``
 takes a TensorDict ``[B]`` of transitions (``observation/<key>``, ``action``, ``next/observation/<key>``,
 ``next/terminated``) and returns its metrics as detached 0-d tensors on the training device, read
-(``float()``) only when logged. Task vectors for training are uniform on the sphere of radius ``√d``, a
-fraction ``train_goal_ratio`` replaced by embedded dataset states (``ψ(s')``, resp. ``B(s')``, of a
-permutation of the batch).
+(``float()``) only when logged. The gradient steps are one function (``step``) of fixed-shape tensors,
+run as ``compile`` says (:mod:`jepa_agents.infra.compile`); the NaN guard decides on the device and
+``update`` reads its count once (the first non-finite step raises, with nothing applied). Task vectors
+for training are uniform on the sphere of radius ``√d``, a fraction ``train_goal_ratio`` replaced by
+embedded dataset states (``ψ(s')``, resp. ``B(s')``, of a permutation of the batch).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import torch
 from tensordict import TensorDict
 from torch import Tensor, nn
 
+from jepa_agents.infra.compile import compile_step
 from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
+from jepa_agents.infra.guarded_adam import GuardedAdam, all_finite, guarded_polyak
 from jepa_agents.infra.nan_guard import NaNGuard
-from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.regularizers import SIGReg
 from jepa_agents.zero_shot.fb import FBModel
 from jepa_agents.zero_shot.losses import (
@@ -76,32 +79,64 @@ def _detached(metrics: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach() for k, v in metrics.items()}
 
 
+def _decision(ok: Tensor, finite_critic: Tensor, finite_actor: Tensor) -> dict[str, Tensor]:
+    """A step's NaN decision (``ok``: both parts applied) and the finiteness of its checked terms, critic
+    terms first (the order of ``critic_terms + ACTOR_TERMS``)."""
+    return {"applied": ok, "finite": torch.cat((finite_critic, finite_actor))}
+
+
+ACTOR_TERMS = ["actor", "actor grad_norm"]
+"""Names of the terms the actor's step checks (its loss, its gradient norm)."""
+
+
 class _ZeroShotAgent:
     """Shared pieces: the batch unpacking, mixed task sampling, the guarded optimizer step,
     checkpointable state."""
 
     model: TDJEPAModel | FBModel
 
-    def __init__(self, cfg, model: TDJEPAModel | FBModel, device: torch.device):
+    def __init__(self, cfg, model: TDJEPAModel | FBModel, device: torch.device, compile_mode: str):
         self.cfg, self.device = cfg, device
         self.model = model.to(device)
         self.target = copy.deepcopy(self.model).requires_grad_(False)
-        self.optimizers = {"actor": torch.optim.Adam(self.model.actor.parameters(), lr=cfg.lr_actor)}
+        self.optimizers = {"actor": GuardedAdam(self.model.actor.parameters(), lr=cfg.lr_actor)}
         # the first non-finite loss or gradient stops training before any parameter changes
         self.nan_guard = NaNGuard(1, hint="Lower agent.lr / agent.lr_actor or check the dataset.")
+        self.compile_mode = compile_mode
+        self._step_fn = compile_step(self.step, compile_mode)
 
-    def _step(self, opt: torch.optim.Optimizer, loss: Tensor, terms: dict[str, Tensor]) -> None:
-        """``backward``, then the NaN guard on ``terms`` and the gradient norm, then ``opt.step()``: a
-        non-finite value raises :class:`FloatingPointError` with every parameter as it was."""
+    def update(self, batch: TensorDict) -> dict[str, Tensor]:
+        """One update (:meth:`step` as ``compile_mode`` runs it) on transitions ``batch`` ``[B]``."""
+        out = self._step_fn(*self._unpack(batch))
+        names = [*self.critic_terms, "critic grad_norm", *ACTOR_TERMS]
+        self.nan_guard.record(out.pop("applied"), names, out.pop("finite"))
+        self.nan_guard.check()  # the one host read of an update: stop at the first skipped step
+        return _detached({f"train/{k}": v for k, v in out.items()})
+
+    critic_terms: list[str]
+    """Names of the terms the critic's step checks, in the order of its ``terms`` dict."""
+
+    def step(self, obs: Tensor, action: Tensor, next_obs: Tensor, discount: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def _guarded_step(
+        self, opt: GuardedAdam, loss: Tensor, terms: dict[str, Tensor], ok_before: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``backward``, then the NaN decision on ``terms`` and the gradient norm (and ``ok_before``, an
+        earlier step's decision), then ``opt.step(ok)``: ``(ok, finite)``; a non-finite value moves no
+        parameter or moment."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for group in opt.param_groups for p in group["params"]]
         average_gradients(params)  # data-parallel: the mean over ranks (identity in one process)
         grads = [p.grad for p in params if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        # max_consecutive=1: raises, never skips; every rank sees the same averaged values
-        self.nan_guard.ok(mean_over_ranks({**terms, "grad_norm": grad_norm}))
-        opt.step()
+        checked = mean_over_ranks({**terms, "grad_norm": grad_norm})  # every rank: the same decision
+        ok, finite = all_finite(checked)
+        if ok_before is not None:
+            ok = ok & ok_before
+        opt.step(ok)
+        return ok, finite
 
     def _unpack(self, batch: TensorDict) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         key = self.cfg.obs_key
@@ -139,14 +174,17 @@ class TDJEPAAgent(_ZeroShotAgent):
     """TD-JEPA training: both TD directions + encoder regularizer (orthonormality or SIGReg), then π."""
 
     model: TDJEPAModel
+    critic_terms = ["td_phi", "td_psi", "reg_phi", "reg_psi"]
 
-    def __init__(self, cfg, obs_shape: Sequence[int], action_dim: int, device: torch.device):
-        super().__init__(cfg, build_model(cfg, obs_shape, action_dim), device)
+    def __init__(
+        self, cfg, obs_shape: Sequence[int], action_dim: int, device: torch.device, compile_mode: str = "none"
+    ):
+        self.sigreg = SIGReg(num_slices=cfg.sigreg_slices).to(device) if cfg.regularizer == "sigreg" else None
+        super().__init__(cfg, build_model(cfg, obs_shape, action_dim), device, compile_mode)
         m = self.model
         params = [*m.phi_encoder.parameters(), *m.psi_encoder.parameters()]
         params += [*m.phi_predictor.parameters(), *m.psi_predictor.parameters()]
-        self.optimizers["critic"] = torch.optim.Adam(params, lr=cfg.lr)
-        self.sigreg = SIGReg(num_slices=cfg.sigreg_slices).to(device) if cfg.regularizer == "sigreg" else None
+        self.optimizers["critic"] = GuardedAdam(params, lr=cfg.lr)
 
     def state_dict(self) -> dict:
         # SIGReg's direction counter is saved too, so that a resumed run draws the same directions.
@@ -157,9 +195,10 @@ class TDJEPAAgent(_ZeroShotAgent):
         if self.sigreg is not None:
             self.sigreg.load_state_dict(state["sigreg"])
 
-    def update(self, batch: TensorDict) -> dict[str, Tensor]:
+    def step(self, obs: Tensor, action: Tensor, next_obs: Tensor, discount: Tensor) -> dict:
+        """Both TD directions + encoder regularizer, then the actor, then the targets' Polyak steps;
+        ``obs``, ``next_obs`` ``[B, *obs_shape]``, ``action`` ``[B, A]``, ``discount`` ``[B, 1]``."""
         cfg, m, t = self.cfg, self.model, self.target
-        obs, action, next_obs, discount = self._unpack(batch)
         with torch.no_grad():
             phi_next_t, psi_next_t = t.phi(next_obs), t.psi(next_obs)  # [B, d_φ], [B, d]
             z = self.mixed_z(m.psi(next_obs))  # [B, d]
@@ -177,39 +216,44 @@ class TDJEPAAgent(_ZeroShotAgent):
         reg_psi, met_rpsi = encoder_regularizer(psi, cfg.regularizer, self.sigreg)
         loss = loss_phi + loss_psi + cfg.reg_coef * (reg_phi + reg_psi)
         terms = {"td_phi": loss_phi, "td_psi": loss_psi, "reg_phi": reg_phi, "reg_psi": reg_psi}
-        self._step(self.optimizers["critic"], loss, terms)
+        ok_c, finite_c = self._guarded_step(self.optimizers["critic"], loss, terms)
 
         with torch.no_grad():
             phi_d = m.phi(obs)
         pred = m.phi_predictor(phi_d, m.actor.sample(phi_d, z), z)  # [K, B, d]
         loss_actor, met_actor = actor_loss(pred, z, cfg.actor_pessimism)
-        self._step(self.optimizers["actor"], loss_actor, {"actor": loss_actor})
+        actor_opt = self.optimizers["actor"]
+        ok, finite_a = self._guarded_step(actor_opt, loss_actor, {"actor": loss_actor}, ok_c)
 
-        polyak_update(t.phi_encoder, m.phi_encoder, cfg.tau_encoder)
-        polyak_update(t.psi_encoder, m.psi_encoder, cfg.tau_encoder)
-        polyak_update(t.phi_predictor, m.phi_predictor, cfg.tau_predictor)
-        polyak_update(t.psi_predictor, m.psi_predictor, cfg.tau_predictor)
+        guarded_polyak(t.phi_encoder, m.phi_encoder, cfg.tau_encoder, ok)
+        guarded_polyak(t.psi_encoder, m.psi_encoder, cfg.tau_encoder, ok)
+        guarded_polyak(t.phi_predictor, m.phi_predictor, cfg.tau_predictor, ok)
+        guarded_polyak(t.psi_predictor, m.psi_predictor, cfg.tau_predictor, ok)
         metrics = _prefixed("td_phi", met_phi) | _prefixed("td_psi", met_psi) | met_actor
         metrics |= _prefixed("reg_phi", met_rphi) | _prefixed("reg_psi", met_rpsi)
         metrics |= {"loss": loss.detach(), "phi_norm": phi.norm(dim=-1).mean().detach()}
         metrics["psi_norm"] = psi.norm(dim=-1).mean().detach()
-        return _detached({f"train/{k}": v for k, v in metrics.items()})
+        return metrics | _decision(ok, finite_c, finite_a)
 
 
 class FBAgent(_ZeroShotAgent):
     """FB training: the ``M = F Bᵀ`` TD loss + orthonormality of ``B``, then the actor."""
 
     model: FBModel
+    critic_terms = ["fb", "orthonormality"]
 
-    def __init__(self, cfg, obs_shape: Sequence[int], action_dim: int, device: torch.device):
-        super().__init__(cfg, build_model(cfg, obs_shape, action_dim), device)
+    def __init__(
+        self, cfg, obs_shape: Sequence[int], action_dim: int, device: torch.device, compile_mode: str = "none"
+    ):
+        super().__init__(cfg, build_model(cfg, obs_shape, action_dim), device, compile_mode)
         m = self.model
         params = [*m.forward_encoder.parameters(), *m.forward_map.parameters(), *m.backward_map.parameters()]
-        self.optimizers["critic"] = torch.optim.Adam(params, lr=cfg.lr)
+        self.optimizers["critic"] = GuardedAdam(params, lr=cfg.lr)
 
-    def update(self, batch: TensorDict) -> dict[str, Tensor]:
+    def step(self, obs: Tensor, action: Tensor, next_obs: Tensor, discount: Tensor) -> dict:
+        """The FB TD loss + orthonormality, then the actor, then the targets' Polyak steps (shapes as
+        :meth:`TDJEPAAgent.step`)."""
         cfg, m, t = self.cfg, self.model, self.target
-        obs, action, next_obs, discount = self._unpack(batch)
         with torch.no_grad():
             e_next_t, b_next_t = t.embed(next_obs), t.task_features(next_obs)  # [B, d_e], [B, d]
             z = self.mixed_z(m.task_features(next_obs))
@@ -220,23 +264,28 @@ class FBAgent(_ZeroShotAgent):
         )
         loss_orth, met_orth = orthonormality_loss(b_next)
         loss = loss_fb + cfg.reg_coef * loss_orth
-        self._step(self.optimizers["critic"], loss, {"fb": loss_fb, "orthonormality": loss_orth})
+        terms = {"fb": loss_fb, "orthonormality": loss_orth}
+        ok_c, finite_c = self._guarded_step(self.optimizers["critic"], loss, terms)
 
         with torch.no_grad():
             e = m.embed(obs)
         loss_actor, met_actor = actor_loss(m.forward_map(e, m.actor.sample(e, z), z), z, cfg.actor_pessimism)
-        self._step(self.optimizers["actor"], loss_actor, {"actor": loss_actor})
+        actor_opt = self.optimizers["actor"]
+        ok, finite_a = self._guarded_step(actor_opt, loss_actor, {"actor": loss_actor}, ok_c)
 
-        polyak_update(t.forward_encoder, m.forward_encoder, cfg.tau_predictor)
-        polyak_update(t.forward_map, m.forward_map, cfg.tau_predictor)
-        polyak_update(t.backward_map, m.backward_map, cfg.tau_encoder)
+        guarded_polyak(t.forward_encoder, m.forward_encoder, cfg.tau_predictor, ok)
+        guarded_polyak(t.forward_map, m.forward_map, cfg.tau_predictor, ok)
+        guarded_polyak(t.backward_map, m.backward_map, cfg.tau_encoder, ok)
         metrics = met_fb | met_orth | met_actor | {"loss": loss.detach()}
-        return _detached({f"train/{k}": v for k, v in metrics.items()})
+        return metrics | _decision(ok, finite_c, finite_a)
 
 
-def make_zero_shot_agent(cfg, obs_shape: Sequence[int], action_dim: int, device: torch.device):
-    """:class:`TDJEPAAgent` (``cfg.name == "td_jepa"``) or :class:`FBAgent` (``"fb"``)."""
+def make_zero_shot_agent(
+    cfg, obs_shape: Sequence[int], action_dim: int, device: torch.device, compile_mode: str = "none"
+):
+    """:class:`TDJEPAAgent` (``cfg.name == "td_jepa"``) or :class:`FBAgent` (``"fb"``); ``compile_mode``
+    resolved (:func:`jepa_agents.infra.compile.resolve_compile`)."""
     agents = {"td_jepa": TDJEPAAgent, "fb": FBAgent}
     if cfg.name not in agents:
         raise ValueError(f"unknown zero-shot agent {cfg.name!r}; choose one of {sorted(agents)}")
-    return agents[cfg.name](cfg, obs_shape, action_dim, device)
+    return agents[cfg.name](cfg, obs_shape, action_dim, device, compile_mode)

@@ -23,6 +23,7 @@ from jepa_agents.config.load import saved_config_hash
 from jepa_agents.data.offline import DatasetError, OfflineDataset, load_dataset
 from jepa_agents.infra import distributed
 from jepa_agents.infra.checkpoint import finished_step
+from jepa_agents.infra.compile import resolve_compile_setting
 from jepa_agents.infra.device import configure_threads, resolve_device
 from jepa_agents.infra.rng import rng_state, seed_everything, set_rng_state
 from jepa_agents.infra.run_dir import RunDirError, prepare_run_dir
@@ -184,9 +185,12 @@ def train_zero_shot(cfg: DictConfig) -> Path:
     dataset = load_checked_dataset(cfg, device)
     check_custom_rewards(cfg, dataset)  # a custom reward that fails is one line, before the run dir exists
     obs_shape = list(dataset.meta.obs_spec[cfg.agent.obs_key]["shape"])
+    cfg, compile_line = resolve_compile_setting(cfg, device)
     run_dir = distributed.on_main(prepare_run_dir, cfg)  # rank 0 makes it, every rank gets its path
+    if distributed.context().is_main:
+        print(compile_line, flush=True)
     seed_everything(cfg.seed)  # the same networks on every rank
-    agent = make_zero_shot_agent(cfg.agent, obs_shape, dataset.meta.action_dim, device)
+    agent = make_zero_shot_agent(cfg.agent, obs_shape, dataset.meta.action_dim, device, cfg.compile)
     if distributed.world_size() > 1:
         seed_everything(distributed.rank_seed(cfg.seed))  # each rank's own batches and noise
     trainer = OfflineTrainer(cfg, run_dir, device, agent, dataset)

@@ -1,6 +1,8 @@
-"""World-model loss: K-step latent prediction + anti-collapse regularizer + optional heads.
+"""The JEPA world-model loss, owned by the model: ``model.loss(obs, actions, ...)`` (:class:`JEPALoss`, a
+base of :class:`~jepa_agents.world_models.base.LatentWorldModel`): K-step latent prediction +
+anti-collapse regularizer (what SIGReg sees and its weight: :meth:`JEPALoss.loss`) + optional heads.
 
-Metrics of :func:`jepa_loss` (detached scalar tensors): ``wm/loss``, ``wm/pred_loss``, ``wm/reg``,
+Metrics of ``loss`` (detached scalar tensors): ``wm/loss``, ``wm/pred_loss``, ``wm/reg``,
 ``wm/pred_error_k1..K`` and, when enabled, ``wm/reward_loss``, ``wm/continue_loss``, ``wm/value_loss``,
 ``wm/inverse_loss``;
 with SIGReg, its two reference values at this batch size ``wm/reg_ref_gaussian`` (an isotropic Gaussian
@@ -11,76 +13,83 @@ regularizer sees at step 0.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from jepa_agents.world_models.base import LatentWorldModel
 from jepa_agents.world_models.diagnostics import collapse_metrics
 
+if TYPE_CHECKING:
+    from jepa_agents.world_models.base import LatentWorldModel
 
-def jepa_loss(
-    model: LatentWorldModel,
-    obs: Tensor,
-    actions: Tensor,
-    *,
-    rewards: Tensor | None = None,
-    continues: Tensor | None = None,
-    value_targets: Tensor | None = None,
-    z: Tensor | None = None,
-    diagnostics: bool = True,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """JEPA world-model loss; every switch and weight comes from ``model.cfg`` (a ``WorldModelConfig``).
 
-        ẑ = model.predict_sequence(z, a)                       predictions of z_1..z_K     [B, K, D]
-        L = (1/K) Σ_k mean_b ℓ(ẑ_k, z̄_k) + λ·R(z) + w_r·L_r + w_c·L_c + w_v·L_v + w_inv·L_inv
+class JEPALoss:
+    """Mixin of :class:`~jepa_agents.world_models.base.LatentWorldModel`: the loss it is trained by."""
 
-    with ``z = encode(obs)`` (random-shifted images; batch-normalized per dim when ``embed_norm=batch``,
-    so scale collapse is not a solution and SIGReg's gradient is alive from the first update); targets
-    ``z̄_k`` = ``z_k`` (``target=online``, with gradients: the default), ``sg(z_k)`` or the EMA encoder's;
-    ``ℓ`` = the element-mean squared error (``mse``) or ``1 - cos``; ``R`` the regularizer on all
-    ``N = B·(K+1)`` embeddings as one batch ``[N, D]``, averaged with ``R(ẑ)`` when
-    ``regularize_predictions``; heads as :func:`_head_losses`.
+    def loss(
+        self,
+        obs: Tensor,
+        actions: Tensor,
+        *,
+        rewards: Tensor | None = None,
+        continues: Tensor | None = None,
+        value_targets: Tensor | None = None,
+        z: Tensor | None = None,
+        diagnostics: bool = True,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """JEPA world-model loss; every switch and weight comes from ``self.cfg`` (a ``WorldModelConfig``).
 
-    Args:
-        obs: ``[B, K+1, *obs_shape]`` observations (uint8 images or float states).
-        actions: ``[B, K, A]`` float, or ``[B, K]`` integer indices for discrete actions.
-        rewards: ``[B, K]`` or ``[B, K, 1]``, needed when ``reward_weight > 0``.
-        continues: ``1 - terminated`` ``[B, K]`` or ``[B, K, 1]``, needed when ``continue_weight > 0``.
-        value_targets: ``[B, K+1]`` or ``[B, K+1, 1]``, needed when ``value_weight > 0``.
-        z: precomputed online embeddings ``[B, K+1, D]`` of ``obs`` (e.g. ``model.encode(obs, augment=True)``
-            shared with an agent's critic); encoded here when ``None``.
-        diagnostics: add collapse diagnostics of ``z[:, 0]`` (no gradients; one small SVD).
+            ẑ = self.predict_sequence(z, a)                       predictions of z_1..z_K     [B, K, D]
+            L = (1/K) Σ_k mean_b ℓ(ẑ_k, z̄_k) + λ·R(z) + w_r·L_r + w_c·L_c + w_v·L_v + w_inv·L_inv
 
-    Returns ``(loss, metrics)``: the scalar loss and the metrics listed in the module docstring.
-    """
-    cfg = model.cfg
-    z = _embeddings(model, obs, z)  # [B, K+1, D]
-    b, steps = obs.shape[0], obs.shape[1] - 1
-    pred = model.predict_sequence(z, actions)  # [B, K, D]
-    target = _targets(model, obs, z)  # [B, K, D]
-    if cfg.pred_loss == "cosine":
-        err = 1.0 - F.cosine_similarity(pred, target, dim=-1)  # [B, K]
-    else:
-        err = (pred - target).square().mean(-1)  # [B, K]
-    per_step = err.mean(0)  # [K]
-    pred_loss = per_step.mean()
+        with ``z = encode(obs)`` (random-shifted images; batch-normalized per dim when ``embed_norm=batch``,
+        so scale collapse is not a solution and SIGReg's gradient is alive from the first update); targets
+        ``z̄_k`` = ``z_k`` (``target=online``, with gradients: the default), ``sg(z_k)`` or the EMA encoder's;
+        ``ℓ`` = the element-mean squared error (``mse``) or ``1 - cos``; ``R`` the regularizer on all
+        ``N = B·(K+1)`` embeddings as one batch ``[N, D]``, averaged with ``R(ẑ)`` when
+        ``regularize_predictions``; heads as :func:`_head_losses`.
 
-    # one regularizer batch of all N = B·(K+1) embeddings (measured better than per-step batches of B)
-    reg = model.regularize(z.reshape(-1, z.shape[-1]))  # [B·(K+1), D]
-    if cfg.regularize_predictions:
-        reg = 0.5 * (reg + model.regularize(pred.reshape(-1, pred.shape[-1])))
-    loss = pred_loss + cfg.reg_weight * reg
-    metrics = {"wm/pred_loss": pred_loss, "wm/reg": reg}
-    metrics.update({f"wm/pred_error_k{k + 1}": per_step[k] for k in range(steps)})
-    metrics.update(model.regularizer_references(b * (steps + 1)))
+        Args:
+            obs: ``[B, K+1, *obs_shape]`` observations (uint8 images or float states).
+            actions: ``[B, K, A]`` float, or ``[B, K]`` integer indices for discrete actions.
+            rewards: ``[B, K]`` or ``[B, K, 1]``, needed when ``reward_weight > 0``.
+            continues: ``1 - terminated`` ``[B, K]`` or ``[B, K, 1]``, needed when ``continue_weight > 0``.
+            value_targets: ``[B, K+1]`` or ``[B, K+1, 1]``, needed when ``value_weight > 0``.
+            z: precomputed online embeddings ``[B, K+1, D]`` of ``obs`` (e.g.
+                ``model.encode(obs, augment=True)`` shared with an agent's critic); encoded here if ``None``.
+            diagnostics: add collapse diagnostics of ``z[:, 0]`` (no gradients; one small SVD).
 
-    head_loss, head_metrics = _head_losses(model, z, pred, actions, rewards, continues, value_targets)
-    loss = loss + head_loss
-    metrics.update(head_metrics, **{"wm/loss": loss})
-    if diagnostics:
-        metrics.update(collapse_metrics(z[:, 0].detach()))
-    return loss, {k: v.detach() for k, v in metrics.items()}
+        Returns ``(loss, metrics)``: the scalar loss and the metrics listed in the module docstring.
+        """
+        cfg = self.cfg
+        z = _embeddings(self, obs, z)  # [B, K+1, D]
+        b, steps = obs.shape[0], obs.shape[1] - 1
+        pred = self.predict_sequence(z, actions)  # [B, K, D]
+        target = _targets(self, obs, z)  # [B, K, D]
+        if cfg.pred_loss == "cosine":
+            err = 1.0 - F.cosine_similarity(pred, target, dim=-1)  # [B, K]
+        else:
+            err = (pred - target).square().mean(-1)  # [B, K]
+        per_step = err.mean(0)  # [K]
+        pred_loss = per_step.mean()
+
+        # one regularizer batch of all N = B·(K+1) embeddings (measured better than per-step batches of B)
+        reg = self.regularize(z.reshape(-1, z.shape[-1]))  # [B·(K+1), D]
+        if cfg.regularize_predictions:
+            reg = 0.5 * (reg + self.regularize(pred.reshape(-1, pred.shape[-1])))
+        loss = pred_loss + cfg.reg_weight * reg
+        metrics = {"wm/pred_loss": pred_loss, "wm/reg": reg}
+        metrics.update({f"wm/pred_error_k{k + 1}": per_step[k] for k in range(steps)})
+        metrics.update(self.regularizer_references(b * (steps + 1)))
+
+        head_loss, head_metrics = _head_losses(self, z, pred, actions, rewards, continues, value_targets)
+        loss = loss + head_loss
+        metrics.update(head_metrics, **{"wm/loss": loss})
+        if diagnostics:
+            metrics.update(collapse_metrics(z[:, 0].detach()))
+        return loss, {k: v.detach() for k, v in metrics.items()}
 
 
 def _embeddings(model: LatentWorldModel, obs: Tensor, z: Tensor | None) -> Tensor:

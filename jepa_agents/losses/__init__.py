@@ -1,5 +1,0 @@
-"""Losses: pure functions returning ``(loss, metrics)``."""
-
-from jepa_agents.losses.world_model import jepa_loss
-
-__all__ = ["jepa_loss"]
