@@ -1,5 +1,11 @@
-"""Throughput of the default pixel learner: gradient updates/s and env steps/s of the training loop,
+"""Throughput of an off-policy learner (the default pixel learner unless overrides say otherwise): gradient
+updates/s and env steps/s of the training loop, eager against compiled (and CUDA-graph-captured) steps, and
 the current fast path against the pre-change path, side by side in one process on the same replay.
+
+Compile modes (``--modes``, each with every variant; :mod:`jepa_agents.infra.compile`): ``none`` (eager),
+``compile`` (``torch.compile``), ``cudagraph`` (CUDA only: the compiled step captured as one graph). The
+first updates of a compiled mode compile it (untimed warm-up; the compile time is printed). Ratios are to
+the first mode of the reference variant.
 
 Variants (the default config of ``jepa-agents train``: SAC + JEPA/SIGReg from 64x64 pixels of
 ``torch/cartpole_swingup``, batch and sizes as configured, unless said otherwise):
@@ -18,10 +24,12 @@ Variants (the default config of ``jepa-agents train``: SAC + JEPA/SIGReg from 64
   capability, since the ratio between them depends on it (an AVX2 CPU emulates bf16 at 1/6 of fp32).
 
 Each repeat times ``--updates`` updates of every variant in turn (after a warm-up), then ``--loop-steps``
-iterations of the training loop's collect -> update cycle; the median over repeats and the ratios to
-``legacy`` are printed. Example (one thread, as the README quotes it)::
+iterations of the training loop's collect -> update cycle; the median over repeats and the ratios are
+printed. Examples (one thread, as the README quotes them)::
 
-    jepa-agents bench update -- --threads 1 --repeats 3
+    jepa-agents bench update -- --threads 1 --repeats 3 --variants legacy fp32_wide bf16_wide fp32 bf16
+    jepa-agents bench update -- --threads 1 --variants fp32 --modes none compile
+    jepa-agents bench update -- --variants fp32 --modes none compile agent=discrete_sac env=atari/pong
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import torch.nn.functional as F
 
 from jepa_agents.agents import make_agent
 from jepa_agents.infra.argtypes import nonnegative_int, positive_int
+from jepa_agents.infra.compile import COMPILE_MODES
 from jepa_agents.infra.device import resolve_device, synchronize
 from jepa_agents.infra.precision import describe, resolve_precision
 from jepa_agents.train.config import compose
@@ -64,10 +73,11 @@ def _legacy_shift(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 WIDE = "world_model.encoder_channels=[32,64,128,256]"  # the pre-change default width
 
 
-def make_variant(base, wide, name: str):
+def make_variant(base, wide, name: str, mode: str = "none"):
     """A deep copy of agent ``base`` (``wide``: the same on the previous encoder width) switched to
-    variant ``name`` (see the module docstring)."""
+    variant ``name`` (see the module docstring) with its step run in compile ``mode``."""
     agent = copy.deepcopy(wide if name in ("legacy", "fp32_wide", "bf16_wide") else base)
+    agent.use_compile(mode)  # also rebinds the step functions to the copy
     model = agent.nets.model
     encoder = model._encoder
     if name == "legacy":
@@ -132,7 +142,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--seed-steps", type=nonnegative_int, default=300, help="random agent steps to fill the replay"
     )
-    parser.add_argument("--variants", nargs="+", default=["legacy", "fp32_wide", "bf16_wide", "fp32", "bf16"])
+    parser.add_argument(
+        "--variants", nargs="+", default=["auto"], help="legacy fp32_wide bf16_wide fp32 bf16, or auto"
+    )
+    parser.add_argument(
+        "--modes", nargs="+", default=["none", "compile"], choices=COMPILE_MODES[1:], help="compile modes"
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides of `jepa-agents train`")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -150,12 +165,19 @@ def main(argv: list[str] | None = None) -> dict:
         td["action"] = env.action_spec.rand()
         step_td, td = env.step_and_maybe_reset(td)
         replay.add(step_td)
-    agents = {name: make_variant(base, wide, name) for name in args.variants}
+    variants = [auto if v == "auto" else v for v in args.variants]
+    if "legacy" in variants and args.modes != ["none"]:
+        parser.error("the legacy variant is eager only: pass --modes none with it")
+    agents = {f"{v}/{m}": make_variant(base, wide, v, m) for v in variants for m in args.modes}
     step0 = args.seed_steps * env.batch_size[0] * getattr(env, "action_repeat", 1)
     results = {n: {"updates_per_s": [], "env_steps_per_s": []} for n in agents}
-    for agent in agents.values():  # warm-up: oneDNN builds its kernels for every batch shape
+    compile_s = {}
+    for name, agent in agents.items():  # warm-up: compiles, and oneDNN builds its kernels per batch shape
+        t0 = time.perf_counter()
         time_updates(agent, replay, args.warmup)
         time_loop(agent, env, replay, 3, step0)
+        compile_s[name] = time.perf_counter() - t0
+        print(f"{name}: warm-up (compiling, if compiled) {compile_s[name]:.1f} s", flush=True)
     for r in range(args.repeats):
         for name, agent in agents.items():
             results[name]["updates_per_s"].append(time_updates(agent, replay, args.updates))
@@ -169,16 +191,16 @@ def main(argv: list[str] | None = None) -> dict:
             ),
             flush=True,
         )
-    ref = "legacy" if "legacy" in results else next(iter(results))
+    ref = "legacy/none" if "legacy/none" in results else next(iter(results))
     summary = {}
     for name, v in results.items():
         upd, steps = statistics.median(v["updates_per_s"]), statistics.median(v["env_steps_per_s"])
-        summary[name] = {"updates_per_s": upd, "env_steps_per_s": steps}
+        summary[name] = {"updates_per_s": upd, "env_steps_per_s": steps, "warmup_s": compile_s[name]}
     for name, v in summary.items():
         v["updates_ratio"] = v["updates_per_s"] / summary[ref]["updates_per_s"]
         v["env_steps_ratio"] = v["env_steps_per_s"] / summary[ref]["env_steps_per_s"]
         print(
-            f"{name:>7}: {v['updates_per_s']:.2f} updates/s ({v['updates_ratio']:.2f}x {ref}), "
+            f"{name:>14}: {v['updates_per_s']:.2f} updates/s ({v['updates_ratio']:.2f}x {ref}), "
             f"{v['env_steps_per_s']:.1f} env steps/s ({v['env_steps_ratio']:.2f}x {ref})"
         )
     out = {
@@ -189,6 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
         "auto_precision": auto,
         "batch": cfg.agent.batch_size,
         "env": cfg.env.name,
+        "agent": cfg.agent.name,
         "repeats": args.repeats,
         "summary": summary,
     }

@@ -115,8 +115,12 @@ class ImaginationAgent:
         }
         self.nan_guard = NaNGuard(max_consecutive_nan, hint="Lower the learning rates or check the rewards.")
         self.counters = {"updates": 0, "calls": 0, "credit": 0.0, "step": -1}
-        self.compile_mode = compile_mode
-        self._step_fn = compile_step(self.step, compile_mode)
+        self.use_compile(compile_mode)
+
+    def use_compile(self, mode: str) -> None:
+        """Run :meth:`step` in ``mode`` (``none``, ``compile`` or ``cudagraph``) from now on."""
+        self.compile_mode = mode
+        self._step_fn = compile_step(self.step, mode)
 
     # ------------------------------------------------------------------------------------ acting
     def policy(self, z: Tensor, eval_mode: bool) -> Tensor:

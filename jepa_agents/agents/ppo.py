@@ -63,8 +63,12 @@ class PPOAgent:
         self.loss_weights = {k: w for k, w in weights.items() if w > 0}
         """Loss name -> weight of the terms that enter the total loss (zero weights are not computed)."""
         self.nan_guard = NaNGuard(max_consecutive_nan, what="PPO gradient step")
-        self.compile_mode = compile_mode
-        self._step_fn = compile_step(self.step, compile_mode)
+        self.use_compile(compile_mode)
+
+    def use_compile(self, mode: str) -> None:
+        """Run :meth:`step` in ``mode`` (``none``, ``compile`` or ``cudagraph``) from now on."""
+        self.compile_mode = mode
+        self._step_fn = compile_step(self.step, mode)
 
     # --- the policy ----------------------------------------------------------------------------------
     def _heads(self, z: Tensor) -> tuple[Tensor, Tensor]:

@@ -213,10 +213,14 @@ class SACAgent:
             hint="Lower the learning rates, set agent.grad_clip, or check the rewards and observations.",
         )
         self.counters = {"updates": 0, "calls": 0, "credit": 0.0, "step": -1}
-        self.compile_mode = compile_mode
+        self.use_compile(compile_mode)
+
+    def use_compile(self, mode: str) -> None:
+        """Run :meth:`step` in ``mode`` (``none``, ``compile`` or ``cudagraph``) from now on."""
+        self.compile_mode = mode
         # the actor period is a choice between two step functions, not a branch inside one
         self._steps = {
-            actor: compile_step(functools.partial(self.step, update_actor=actor), compile_mode)
+            actor: compile_step(functools.partial(self.step, update_actor=actor), mode)
             for actor in (True, False)
         }
 

@@ -102,8 +102,12 @@ class _ZeroShotAgent:
         self.optimizers = {"actor": GuardedAdam(self.model.actor.parameters(), lr=cfg.lr_actor)}
         # the first non-finite loss or gradient stops training before any parameter changes
         self.nan_guard = NaNGuard(1, hint="Lower agent.lr / agent.lr_actor or check the dataset.")
-        self.compile_mode = compile_mode
-        self._step_fn = compile_step(self.step, compile_mode)
+        self.use_compile(compile_mode)
+
+    def use_compile(self, mode: str) -> None:
+        """Run :meth:`step` in ``mode`` (``none``, ``compile`` or ``cudagraph``) from now on."""
+        self.compile_mode = mode
+        self._step_fn = compile_step(self.step, mode)
 
     def update(self, batch: TensorDict) -> dict[str, Tensor]:
         """One update (:meth:`step` as ``compile_mode`` runs it) on transitions ``batch`` ``[B]``."""
