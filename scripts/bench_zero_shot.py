@@ -1,14 +1,13 @@
 """Updates per second of the zero-shot learners (TD-JEPA+orthonormality, TD-JEPA+SIGReg, FB) on one device.
 
 Each preset is timed on the same random transitions of ``torch/point_mass_maze``'s shapes (the timing
-does not depend on the values), in two variants, alternating within each repeat:
+does not depend on the values), once per compile mode (``--modes``: ``none`` eager, ``compile``,
+``cudagraph`` on CUDA; :mod:`jepa_agents.infra.compile`), alternating within each repeat, as the trainer
+calls it (``agent.update(batch)``: metrics stay on the device; the NaN guard's count is read once per
+update). The first updates of a compiled mode compile it (untimed warm-up, its time printed); ratios are
+to the first mode.
 
-* ``lazy``: ``agent.update(batch)`` as the trainer calls it (metrics stay on the device; the trainer
-  reads them only every ``train.log_every`` updates);
-* ``sync``: the same, then every metric read with ``float()`` (what the learner did before
-  2026-12-04: on a GPU each read waits for all queued work).
-
-    python scripts/bench_zero_shot.py --device cuda --batch 1024
+    python scripts/bench_zero_shot.py --device cuda --batch 1024 --modes none compile cudagraph
     python scripts/bench_zero_shot.py --device cpu --batch 256 --updates 50
 """
 
@@ -24,6 +23,7 @@ from tensordict import TensorDict
 
 from jepa_agents.config.load import compose
 from jepa_agents.infra.argtypes import nonnegative_int, positive_int
+from jepa_agents.infra.compile import COMPILE_MODES
 from jepa_agents.infra.device import resolve_device, synchronize
 from jepa_agents.zero_shot.agents import make_zero_shot_agent
 from jepa_agents.zero_shot.config import ZERO_SHOT
@@ -47,16 +47,11 @@ def random_batch(batch: int, device: torch.device) -> TensorDict:
     ).to(device)
 
 
-def time_updates(
-    agent, batch: TensorDict, updates: int, read_every_update: bool, device: torch.device
-) -> float:
+def time_updates(agent, batch: TensorDict, updates: int, device: torch.device) -> float:
     synchronize(device)
     t0 = time.perf_counter()
     for _ in range(updates):
-        metrics = agent.update(batch)
-        if read_every_update:
-            for value in metrics.values():
-                float(value)  # one host read each, as the learner did
+        agent.update(batch)
     synchronize(device)
     return updates / (time.perf_counter() - t0)
 
@@ -72,6 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--presets", nargs="+", default=PRESETS)
+    parser.add_argument("--modes", nargs="+", default=["none", "compile"], choices=COMPILE_MODES[1:])
     parser.add_argument("overrides", nargs="*", help="more agent.* overrides (as train-zero-shot takes them)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -86,17 +82,25 @@ def main(argv: list[str] | None = None) -> dict:
             ["dataset=unused", f"zs_agent={preset}", f"agent.batch_size={args.batch}", *args.overrides],
             ZERO_SHOT,
         )
-        agent = make_zero_shot_agent(cfg.agent, [OBS_DIM], ACTION_DIM, device)
-        time_updates(agent, batch, args.warmup, False, device)
-        rates: dict[str, list[float]] = {"lazy": [], "sync": []}
+        agents, row = {}, {}
+        for mode in args.modes:
+            torch.manual_seed(0)
+            agents[mode] = make_zero_shot_agent(cfg.agent, [OBS_DIM], ACTION_DIM, device, mode)
+            t0 = time.perf_counter()
+            time_updates(agents[mode], batch, max(args.warmup, 3), device)  # a CUDA graph warms up 3 calls
+            row[f"{mode}_warmup_s"] = time.perf_counter() - t0
+        rates: dict[str, list[float]] = {mode: [] for mode in args.modes}
         for _ in range(args.repeats):
-            for variant in rates:
-                rates[variant].append(time_updates(agent, batch, args.updates, variant == "sync", device))
-        row = {v: statistics.median(r) for v, r in rates.items()}
-        row["ratio"] = row["lazy"] / row["sync"]
+            for mode, agent in agents.items():
+                rates[mode].append(time_updates(agent, batch, args.updates, device))
+        ref = args.modes[0]
+        for mode, r in rates.items():
+            row[mode] = statistics.median(r)
+            row[f"{mode}_ratio"] = row[mode] / statistics.median(rates[ref])
         out["results"][preset] = row
         print(
-            f"{preset:>15}: lazy {row['lazy']:.1f} updates/s, sync {row['sync']:.1f} ({row['ratio']:.2f}x)",
+            f"{preset:>15}: "
+            + ", ".join(f"{m} {row[m]:.1f} updates/s ({row[f'{m}_ratio']:.2f}x)" for m in args.modes),
             flush=True,
         )
     print(json.dumps(out))

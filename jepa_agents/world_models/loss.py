@@ -13,20 +13,16 @@ regularizer sees at step 0.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from jepa_agents.world_models.diagnostics import collapse_metrics
 
-if TYPE_CHECKING:
-    from jepa_agents.world_models.base import LatentWorldModel
-
 
 class JEPALoss:
-    """Mixin of :class:`~jepa_agents.world_models.base.LatentWorldModel`: the loss it is trained by."""
+    """Mixin of :class:`~jepa_agents.world_models.base.LatentWorldModel`: the loss it is trained by. The
+    helpers below take that model (annotated by this mixin, its only base they may name here)."""
 
     def loss(
         self,
@@ -92,7 +88,7 @@ class JEPALoss:
         return loss, {k: v.detach() for k, v in metrics.items()}
 
 
-def _embeddings(model: LatentWorldModel, obs: Tensor, z: Tensor | None) -> Tensor:
+def _embeddings(model: JEPALoss, obs: Tensor, z: Tensor | None) -> Tensor:
     """Check ``obs [B, K+1, *obs_shape]`` (and a given ``z``); ``z [B, K+1, D]``, encoded if ``None``."""
     if obs.ndim != 2 + len(model.obs_shape) or tuple(obs.shape[2:]) != model.obs_shape or obs.shape[1] < 2:
         raise ValueError(
@@ -106,7 +102,7 @@ def _embeddings(model: LatentWorldModel, obs: Tensor, z: Tensor | None) -> Tenso
     return z
 
 
-def _targets(model: LatentWorldModel, obs: Tensor, z: Tensor) -> Tensor:
+def _targets(model: JEPALoss, obs: Tensor, z: Tensor) -> Tensor:
     """Prediction targets ``[B, K, D]``: ``z[:, 1:]`` (online), detached (stopgrad) or the EMA encoder's."""
     if model.cfg.target == "ema":
         return model.encode_target(obs[:, 1:], augment=True)
@@ -116,7 +112,7 @@ def _targets(model: LatentWorldModel, obs: Tensor, z: Tensor) -> Tensor:
 
 
 def _head_losses(
-    model: LatentWorldModel,
+    model: JEPALoss,
     z: Tensor,
     pred: Tensor,
     actions: Tensor,
