@@ -32,6 +32,7 @@ _FAMILIES: dict[str, str] = {
     "torch": "envs.torch_control",
     "dmc": "envs.dmc",
     "atari": "envs.atari",
+    "minatar": "envs.minatar",
 }
 
 
