@@ -23,6 +23,7 @@ BENCHMARKS = {
     "world-model": ["bench_world_model.py"],
     "ppo-cartpole": ["bench_ppo_cartpole.py"],
     "update": ["bench_update.py"],
+    "minatar": ["bench_minatar.py"],
 }
 
 

@@ -31,6 +31,20 @@ LAYOUT = {
 }
 
 
+# reference attribute -> our state key: the counters and positions compared every step besides the frames
+SCALARS = {
+    "asterix": {"player_x": "x", "player_y": "y", "spawn_speed": "spawn_speed", "spawn_timer": "spawn_timer",
+                "move_speed": "move_speed", "move_timer": "move_timer", "ramp_timer": "ramp_timer",
+                "ramp_index": "ramp_index"},
+    "breakout": {"ball_x": "ball_x", "ball_y": "ball_y", "ball_dir": "ball_dir", "pos": "pos",
+                 "strike": "strike"},
+    "freeway": {"pos": "pos", "move_timer": "move_timer", "terminate_timer": "time_left"},
+    "space_invaders": {"pos": "pos", "alien_dir": "direction", "enemy_move_interval": "move_interval",
+                       "alien_move_timer": "move_timer", "alien_shot_timer": "shot_timer",
+                       "shot_timer": "cool_down", "ramp_index": "ramp_index"},
+}  # fmt: skip
+
+
 class InjectedRandom:
     """A ``RandomState`` stand-in that serves given uniforms: ``rand`` returns them, ``randint`` maps
     ``u`` to ``low + ⌊u·(high - low)⌋``, as the torch games do."""
@@ -59,6 +73,30 @@ def _uniforms(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     return (2 * rng.integers(0, 2**16, size=(n, k)) + 1) / 2**17
 
 
+def _scramble(name: str, state: dict, refs: list, rng: np.random.Generator) -> None:
+    """Start the first episodes from the same unusual states in both, so that rare branches (late
+    difficulty levels, a nearly cleared wave, the time limit) come within a short test."""
+    for i, ref in enumerate(refs):
+        if name == "freeway":  # near the time limit
+            state["time_left"][i] = ref.terminate_timer = int(rng.integers(50, 250))
+        elif name == "asterix":  # a random point of the difficulty ramp
+            ref.spawn_speed, ref.move_speed = int(rng.integers(1, 11)), int(rng.integers(1, 6))
+            ref.spawn_timer, ref.move_timer = (
+                int(rng.integers(0, ref.spawn_speed)),
+                int(rng.integers(0, ref.move_speed)),
+            )
+            ref.ramp_timer, ref.ramp_index = int(rng.integers(0, 20)), int(rng.integers(0, 10))
+            for key in ("spawn_speed", "move_speed", "spawn_timer", "move_timer", "ramp_timer", "ramp_index"):
+                state[key][i] = getattr(ref, key)
+        elif name == "space_invaders":  # a few aliens left, the wave at a random speed
+            keep = rng.random((10, 10)) < 0.12
+            ref.alien_map = ref.alien_map * keep
+            state["aliens"][i] = torch.from_numpy(ref.alien_map > 0)
+            ref.enemy_move_interval = int(rng.integers(6, 13))
+            ref.alien_move_timer = int(rng.integers(0, ref.enemy_move_interval + 1))
+            state["move_interval"][i], state["move_timer"][i] = ref.enemy_move_interval, ref.alien_move_timer
+
+
 def _reference_obs(ref) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(ref.state().transpose(2, 0, 1)))  # [C, 10, 10]
 
@@ -68,7 +106,7 @@ def _reference_obs(ref) -> torch.Tensor:
 def test_every_game_equals_the_reference_step_for_step(name, ramping):
     game = importlib.import_module(f"envs.minatar.{name}")
     module = importlib.import_module(f"{minatar_games}.{name}")
-    n, steps = 6, 1000
+    n, steps = 48, 300  # many copies from scrambled states: more branches than one long episode
     rng = np.random.default_rng(0)
     refs = []
     for _ in range(n):
@@ -84,10 +122,7 @@ def test_every_game_equals_the_reference_step_for_step(name, ramping):
     state = game.reset(torch.from_numpy(draws).float()[:, : game.RESET_DRAWS], ramping)
     for i in range(n):
         reset_reference(i, draws[i])
-    if name == "freeway":  # the first episodes end early (the same state in both: 600 steps left)
-        state["time_left"][:] = 600
-        for ref in refs:
-            ref.terminate_timer = 600
+    _scramble(name, state, refs, rng)
     episodes, total_reward, ramped = 0, 0.0, False
     for t in range(steps):
         action = rng.integers(0, 6, size=n)
@@ -98,12 +133,16 @@ def test_every_game_equals_the_reference_step_for_step(name, ramping):
             state, torch.from_numpy(action), torch.from_numpy(draws).float()[:, : game.STEP_DRAWS], ramping
         )
         obs = game.observe(state)
+        ours = {key: state[key].tolist() for key in SCALARS[name].values()}
         for i, ref in enumerate(refs):
             ref.random.serve(draws[i])
             r, done = ref.act(int(action[i]))
             assert float(reward[i]) == r, (name, t, i)
             assert bool(terminal[i]) == done, (name, t, i)
             assert torch.equal(obs[i], _reference_obs(ref)), (name, t, i)
+            if not done:  # (the reference stops updating an ended game part-way through the step)
+                for attr, key in SCALARS[name].items():
+                    assert ours[key][i] == getattr(ref, attr), (name, t, i, attr)
             ramped |= bool(getattr(ref, "ramp_index", 0))
         total_reward += float(reward.sum())
         if terminal.any():  # reset the ended copies of both, with the same draws
@@ -119,7 +158,7 @@ def test_every_game_equals_the_reference_step_for_step(name, ramping):
             for i in terminal.nonzero().flatten().tolist():
                 assert torch.equal(obs[i], _reference_obs(refs[i])), (name, t, i, "after reset")
     assert episodes > 0 and total_reward > 0  # the rollouts reached rewards and episode ends
-    if ramping and name in ("asterix",):
+    if ramping and name in ("asterix", "space_invaders"):
         assert ramped  # the difficulty ramp was exercised
 
 
@@ -172,3 +211,23 @@ def test_env_contract_partial_reset_and_resume_state():
         t["action"] = limited.action_spec.rand()
         out, t = limited.step_and_maybe_reset(t)
     assert out["next", "truncated"].all() and not out["next", "terminated"].any()
+
+
+def test_discrete_sac_trains_on_a_minatar_game_end_to_end(tmp_path):
+    """`env=minatar/<game>` composes (10x10 object channels, no frame stack or skip, the MinAtar encoder)
+    and a discrete learner trains, evaluates and checkpoints on it."""
+    from tiny_run import tiny
+
+    from jepa_agents.cli import main
+
+    run = tmp_path / "run"
+    overrides = tiny(
+        "env=minatar/breakout", "agent=discrete_sac", "world_model.augment_pad=0", "env.num_eval_envs=2",
+        "eval.every=400", "eval.episodes=2", "train.total_env_steps=400", "train.seed_env_steps=100",
+        "logging.every=100", f"run_dir={run}",
+    )  # fmt: skip
+    overrides.remove("env.from_pixels=false")
+    assert main(["train", *overrides]) == 0
+    assert (run / "checkpoints").is_dir() and (run / "scalars.csv").is_file()
+    text = (run / "scalars.csv").read_text()
+    assert "eval/return" in text and "critic/loss" in text

@@ -23,10 +23,21 @@ def default_action_repeat(task: str) -> int:
     return 1
 
 
+# what the training configs pass to every family, and the only value each may take here
+_FIXED = {"from_pixels": True, "image_size": 10, "frame_stack": 1, "action_repeat": 1}
+
+
 def make(task: str, num_envs: int, seed: int, device: torch.device, **options):
     """``num_envs`` copies of game ``task`` (see the module docstring for ``options``)."""
     from envs.minatar.env import MinAtarEnv
 
+    for key, value in _FIXED.items():
+        given = options.pop(key, value)
+        if given is not None and given != value:
+            raise ValueError(
+                f"minatar/{task} is observed as its 10x10 object channels, one frame per step: env.{key} "
+                f"must be {value}, got {given} (the preset env=minatar/{task} sets it)"
+            )
     known = {"sticky_action_prob", "difficulty_ramping", "max_episode_steps"}
     unknown = sorted(set(options) - known)
     if unknown:

@@ -20,8 +20,11 @@ Kinds (``make_encoder(kind, obs_shape, out_dim)``):
 * ``nature``: Nature-DQN CNN (8x8/4, 4x4/2, 3x3/1), for 84x84;
 * ``drq``: DrQ/SAC-AE CNN (3x3/2 then three 3x3/1, 32 channels), for 84x84;
 * ``impala``: IMPALA ResNet (3 stages of conv, max-pool and two residual blocks);
+* ``minatar``: MinAtar's network (Young & Tian 2019): one conv of 16 3x3 filters, stride 1, for the
+  10x10 object channels;
 * ``mlp``: MLP for flat state vectors ``[*, S]``;
-* ``auto``: ``mlp`` for 1-d observations, ``small_cnn`` for images up to 64 pixels, else ``nature``.
+* ``auto``: ``mlp`` for 1-d observations, ``minatar`` for images up to 10 pixels, ``small_cnn`` up to
+  64, else ``nature``.
 """
 
 from __future__ import annotations
@@ -34,13 +37,14 @@ from torch import Tensor, nn
 from jepa_agents.infra.precision import PRECISIONS, resolve_precision
 from jepa_agents.nn.mlp import MLP
 
-ENCODER_KINDS = ("auto", "small_cnn", "nature", "drq", "impala", "mlp")
+ENCODER_KINDS = ("auto", "small_cnn", "nature", "drq", "impala", "minatar", "mlp")
 
 _CONV_SPECS: dict[str, tuple[tuple[int, int, int], ...]] = {
     # (out channels, kernel, stride)
     "small_cnn": ((16, 4, 2), (32, 4, 2), (64, 4, 2), (128, 4, 2)),
     "nature": ((32, 8, 4), (64, 4, 2), (64, 3, 1)),
     "drq": ((32, 3, 2), (32, 3, 1), (32, 3, 1), (32, 3, 1)),
+    "minatar": ((16, 3, 1),),
 }
 
 
@@ -200,6 +204,10 @@ def _check_precision(precision: str) -> str:
     return precision
 
 
+def _image_kind(size: int) -> str:
+    return "minatar" if size <= 10 else ("small_cnn" if size <= 64 else "nature")
+
+
 def make_encoder(
     kind: str, obs_shape: Sequence[int], out_dim: int, precision: str = "fp32", **kwargs
 ) -> nn.Module:
@@ -214,7 +222,7 @@ def make_encoder(
     if kind not in ENCODER_KINDS:
         raise ValueError(f"unknown encoder kind {kind!r}; choose one of {ENCODER_KINDS}")
     if kind == "auto":
-        kind = "mlp" if len(obs_shape) == 1 else ("small_cnn" if max(obs_shape[1:]) <= 64 else "nature")
+        kind = "mlp" if len(obs_shape) == 1 else _image_kind(max(obs_shape[1:]))
     if kind == "mlp":
         return StateEncoder(obs_shape, out_dim, **kwargs)
     if len(obs_shape) != 3:
