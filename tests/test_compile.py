@@ -111,7 +111,8 @@ def _compare(eager: dict, compiled: dict, rtol: float = 1e-4, atol: float = 1e-5
     for key in eager:
         if key in skip:
             continue
-        torch.testing.assert_close(compiled[key], eager[key], rtol=rtol, atol=atol, msg=lambda m, k=key: f"{k}: {m}")
+        msg = lambda m, k=key: f"{k}: {m}"  # noqa: E731
+        torch.testing.assert_close(compiled[key], eager[key], rtol=rtol, atol=atol, msg=msg)
 
 
 # The encoder's last bias feeds the batch-normalized embedding, which removes its mean: its gradient is zero
@@ -152,7 +153,10 @@ def test_compiled_sac_step_equals_eager(backend, discrete):
 def test_inductor_compiled_pixel_sac_step_equals_eager(backend):
     """The default learner's shape of update (conv encoder on uint8 frames, random shift, SIGReg) through
     generated kernels."""
-    build = lambda mode: _sac(mode, pixels=True, actor_every=1)  # noqa: E731: one step function to compile
+
+    def build(mode):
+        return _sac(mode, pixels=True, actor_every=1)  # the actor every step: one step function to compile
+
     _run_sac_like(build, lambda a: a.seq_len, (3, 64, 64), False, steps=2, skip=ROUNDING_ONLY)
 
 

@@ -273,7 +273,10 @@ def test_non_finite_updates_are_skipped_then_stop():
         for i, state in opt["state"].items():
             for k, v in state.items():
                 assert torch.equal(v, after["optimizers"][name]["state"][i][k]), (name, i, k)
-    with pytest.raises(FloatingPointError, match="4 consecutive updates had non-finite critic, grad_norm.*max_consecutive_nan=3"):
+    with pytest.raises(
+        FloatingPointError,
+        match="4 consecutive updates had non-finite critic, grad_norm.*max_consecutive_nan=3",
+    ):
         agent.update(replay, step=4)
 
 
