@@ -121,3 +121,30 @@ def test_human_normalized():
     assert len(ATARI_100K_GAMES) == 26
     with pytest.raises(KeyError):
         human_normalized("tetris", 1.0)
+
+
+def test_the_start_evaluation_of_an_untrained_agent_on_breakout_is_short():
+    """The README's ALE example: an untrained discrete SAC evaluated on Breakout. With the evaluation's
+    default policy for discrete actions (sampled actions) it presses FIRE and its episodes end; the
+    greedy mode of an untrained policy may never fire and play to the 108k-frame cap."""
+    from jepa_agents.agents import make_agent
+    from jepa_agents.train.config import compose
+    from jepa_agents.train.evaluate import EvalPolicy, evaluate
+
+    cfg = compose(["env=atari/breakout", "agent=discrete_sac", "train=atari100k", "device=cpu"])
+    env = envs.make("atari/breakout", num_envs=2, seed=0, frame_stack=4, image_size=84, protocol="atari100k")
+    agent = make_agent(cfg, env, torch.device("cpu"))
+    steps = 0
+
+    class Counted:
+        def act(self, obs, eval_mode):
+            nonlocal steps
+            steps += 1
+            assert steps < 3000, "the start evaluation did not end within 3,000 steps per copy"
+            return policy.act(obs, eval_mode)
+
+    policy = EvalPolicy(agent, env.action_spec, cfg.eval.policy, cfg.eval.epsilon)
+    assert policy.policy == "sample"
+    metrics, _ = evaluate(Counted(), env, 2, seed=0)
+    assert metrics["eval/episode_length"] > 0
+    env.close()

@@ -231,3 +231,26 @@ def test_discrete_sac_trains_on_a_minatar_game_end_to_end(tmp_path):
     assert (run / "checkpoints").is_dir() and (run / "scalars.csv").is_file()
     text = (run / "scalars.csv").read_text()
     assert "eval/return" in text and "critic/loss" in text
+
+
+def test_evaluation_policies():
+    """``eval.policy``: the mode, samples, or the mode with uniformly random actions at rate ε."""
+    from jepa_agents.train.evaluate import EvalPolicy
+
+    env = envs.make("minatar/asterix", num_envs=4000, seed=0, device="cpu")
+    td = env.reset()
+
+    class Agent:
+        def act(self, obs, eval_mode):
+            return torch.zeros(obs.batch_size[0], dtype=torch.long) if eval_mode else torch.ones(4000).long()
+
+    assert EvalPolicy(Agent(), env.action_spec).policy == "sample"  # discrete actions: auto samples
+    assert EvalPolicy(Agent(), env.action_spec, "auto").act(td).eq(1).all()
+    assert EvalPolicy(Agent(), env.action_spec, "mode").act(td).eq(0).all()
+    torch.manual_seed(0)
+    random = EvalPolicy(Agent(), env.action_spec, "epsilon", 0.3).act(td).ne(0).float().mean()
+    assert abs(float(random) - 0.3 * 5 / 6) < 0.03  # a random action is 0 one time in six
+    with pytest.raises(ValueError, match="eval.policy"):
+        from jepa_agents.train.config import compose
+
+        compose(["eval.policy=greedy"])

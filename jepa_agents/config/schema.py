@@ -85,6 +85,9 @@ class EnvConfig:
             raise ValueError(f"env.action_repeat must be >= 1, got {self.action_repeat}")
 
 
+EVAL_POLICIES = ("auto", "mode", "sample", "epsilon")
+"""``eval.policy`` choices (see :class:`EvalConfig`)."""
+
 REPLAY_DEVICES = ("auto", "cpu", "memmap")
 """``train.replay_device`` choices (see :class:`TrainConfig`)."""
 
@@ -144,7 +147,15 @@ class EvalConfig:
     uniformly random policy's return on the same episodes (``eval/random_return``), the two baselines a
     learning curve is read against."""
     episodes: int = 4
-    """Episodes per evaluation."""
+    """Episodes per evaluation (played on ``env.num_eval_envs`` parallel copies)."""
+    policy: str = "auto"
+    """How the evaluated agent acts: ``mode`` (the policy's most likely action), ``sample`` (a sample of
+    the policy), ``epsilon`` (the mode, but a uniformly random action with probability ``epsilon``:
+    DER's Atari-100k protocol with 0.001) or ``auto``: ``mode`` for continuous actions, ``sample`` for
+    discrete ones (an untrained policy that never presses FIRE cannot stall a Breakout evaluation
+    for 108k frames)."""
+    epsilon: float = 0.001
+    """The random-action probability of ``policy=epsilon``."""
     video: bool = True
     """Save a GIF of the first evaluation episode's first copy into ``videos/`` (pixel envs only)."""
     video_every: int = 20_000
@@ -152,6 +163,10 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _check_ranges("eval", self, every=0, episodes=1, video_every=0)
+        if self.policy not in EVAL_POLICIES:
+            raise ValueError(f"eval.policy={self.policy!r}; choose one of {', '.join(EVAL_POLICIES)}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"eval.epsilon={self.epsilon} must be in [0, 1]")
 
 
 @dataclass

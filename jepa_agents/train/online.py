@@ -24,7 +24,7 @@ from jepa_agents.config.schema import distraction_spec
 from jepa_agents.infra import distributed
 from jepa_agents.infra.rng import rng_state, seed_everything, set_rng_state
 from jepa_agents.infra.schedule import crossed
-from jepa_agents.train.evaluate import RandomPolicy, evaluate, save_gif
+from jepa_agents.train.evaluate import EvalPolicy, RandomPolicy, evaluate, save_gif
 from jepa_agents.train.lifecycle import Lifecycle
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -183,11 +183,12 @@ class OnlineTrainer(Lifecycle):
         # Evaluation must not consume the training RNG streams (resume equality, fair comparisons).
         saved = rng_state()
         metrics, frames = evaluate(
-            self.agent,
+            EvalPolicy(self.agent, self.eval_env.action_spec, ev.policy, ev.epsilon),
             self.eval_env,
             ev.episodes,
             seed=self.cfg.seed + EVAL_SEED_OFFSET + c.evals,
             record=record,
+            progress=bool(self.cfg.logging.progress_bar),
         )
         set_rng_state(saved)
         if frames:
