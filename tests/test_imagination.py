@@ -281,3 +281,42 @@ def test_backprop_actor_sees_the_value_beyond_the_horizon():
     before = [p.clone() for p in agent.nets.actor.parameters()]
     agent.learn(batch)
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.nets.actor.parameters()))
+
+
+def test_the_true_simulator_as_the_model_matches_the_environment():
+    """``world_model=simulator``: the imagination learner's model is the task's own physics, so an imagined
+    step from a real state is the real step (next state and reward summed over the action repeat), with
+    gradients from the reward to the action; the learner builds on the env's ``physics`` key."""
+    cfg = compose(
+        [
+            "agent=imagination", "world_model=simulator", "env=torch/cartpole_swingup",
+            "env.from_pixels=false", "env.num_envs=3", "agent.batch_size=4", "agent.actor_hidden=[16]", "agent.critic_hidden=[16]",
+            "agent.imagine_horizon=2", "device=cpu",
+        ]
+    )  # fmt: skip
+    env = envs.make("torch/cartpole_swingup", 3, 0, "cpu", from_pixels=False, action_repeat=8)
+    agent = make_agent(cfg, env, torch.device("cpu"))
+    model = agent.nets.model
+    assert agent.obs_key == "physics" and "model" not in agent.optimizers
+    td = env.reset()
+    z = model.encode(td["physics"])  # [3, P + S]
+    action = torch.rand(3, 1, requires_grad=True)
+    reward, z_next = model.reward(z, action), model.predict(z, action)
+    out = env.step(td.set("action", action.detach()))["next"]
+    torch.testing.assert_close(z_next[:, :5], out["physics"])
+    torch.testing.assert_close(z_next[:, 5:], out["state"])
+    torch.testing.assert_close(reward, out["reward"][:, 0])
+    (grad,) = torch.autograd.grad(reward.sum(), action)
+    assert grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="torch/ task with env.from_pixels=false"):
+        make_agent(
+            compose(["agent=imagination", "world_model=simulator", "device=cpu"]),
+            envs.make("torch/cartpole_swingup", 1, 0, "cpu"),
+            torch.device("cpu"),
+        )
+    with pytest.raises(ValueError, match="only agent=imagination"):
+        make_agent(
+            compose(["world_model=simulator", "env.from_pixels=false", "device=cpu"]),
+            env,
+            torch.device("cpu"),
+        )

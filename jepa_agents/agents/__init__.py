@@ -31,6 +31,7 @@ from jepa_agents.agents.spaces import action_space, observation_key
 from jepa_agents.infra.compile import resolve_compile
 from jepa_agents.infra.distributed import world_size
 from jepa_agents.world_models import EncoderStack, make_world_model
+from jepa_agents.world_models.simulator import SimulatorModel
 
 __all__ = [
     "LEARNERS", "DiscreteSACAgent", "DiscreteSACConfig", "Learner", "PPOAgent", "SACAgent", "SACConfig",
@@ -85,9 +86,19 @@ def _schedule(cfg: DictConfig, env, device: torch.device) -> dict:
 
 def make_imagination(cfg: DictConfig, env, device: torch.device) -> ImaginationAgent:
     """The imagination learner (``agent.name=imagination``), continuous or discrete actions; its world
-    model must be a JEPA with reward and continuation heads (``world_model=imagination``)."""
+    model must be a JEPA with reward and continuation heads (``world_model=imagination``), or the task's
+    true simulator (``world_model=simulator``, a ``torch/`` task from states)."""
     agent_cfg, wm_cfg = _to_object(cfg.agent), _to_object(cfg.world_model)
     discrete, action_dim = action_space(cfg, env, agent_cfg.name)
+    schedule = _schedule(cfg, env, device)
+    if wm_cfg.name == "simulator":
+        if not hasattr(env, "domain") or cfg.env.from_pixels:
+            raise ValueError(
+                "world_model=simulator steps a torch/ task's own physics: it needs a torch/ task with "
+                f"env.from_pixels=false (got {cfg.env.name}, from_pixels={cfg.env.from_pixels})"
+            )
+        model = SimulatorModel(wm_cfg, env.domain, env.task, env.action_repeat)
+        return ImaginationAgent(agent_cfg, model, "physics", action_dim, discrete, device, **schedule)
     obs_key = observation_key(cfg, env)
     if wm_cfg.name != "jepa" or wm_cfg.reward_weight <= 0 or wm_cfg.continue_weight <= 0:
         raise ValueError(
@@ -97,7 +108,6 @@ def make_imagination(cfg: DictConfig, env, device: torch.device) -> ImaginationA
             f"{wm_cfg.continue_weight}); use world_model=imagination"
         )
     model = make_world_model(wm_cfg, env.observation_spec[obs_key].shape[1:], action_dim, discrete)
-    schedule = _schedule(cfg, env, device)
     return ImaginationAgent(agent_cfg, model, obs_key, action_dim, discrete, device, **schedule)
 
 

@@ -108,8 +108,8 @@ class ImaginationAgent:
         self.seq_len = model.cfg.horizon + 1
         self._reinforce = discrete or cfg.actor_grad == "reinforce"
         model_params = [p for p in self.nets.model.parameters() if p.requires_grad]  # not an EMA target
-        self.optimizers = {
-            "model": GuardedAdam(model_params, lr=cfg.lr_model),
+        self.optimizers = {"model": GuardedAdam(model_params, lr=cfg.lr_model)} if model_params else {}
+        self.optimizers |= {  # (the true simulator, world_model=simulator, has nothing to train)
             "actor": GuardedAdam(self.nets.actor.parameters(), lr=cfg.lr_actor),
             "critic": GuardedAdam(self.nets.critic.parameters(), lr=cfg.lr_critic),
         }
@@ -216,7 +216,7 @@ class ImaginationAgent:
             batch[self.obs_key], batch["action"][:, :k], batch["reward"][:, :k], batch["terminated"][:, :k]
         )
         self.counters["updates"] += 1
-        names = ["model", "actor", "critic", "grad_norm_model", "grad_norm_actor", "grad_norm_critic"]
+        names = [*self.optimizers, *(f"grad_norm_{name}" for name in self.optimizers)]
         self.nan_guard.record(out.pop("train/applied"), names, out.pop("train/finite"))
         z0 = out.pop("train/z0")
         if diagnostics:
@@ -234,7 +234,7 @@ class ImaginationAgent:
             obs, action, rewards=reward, continues=1.0 - terminated.float(), z=z, diagnostics=False
         )
         start = z.detach().reshape(-1, z.shape[-1])  # [N, D], N = B·(K+1)
-        trained = self.optimizers["model"].param_groups[0]["params"]
+        trained = self.optimizers["model"].param_groups[0]["params"] if "model" in self.optimizers else []
         for p in trained:  # frozen for the policy loss: its gradient reaches the actions, not the model
             p.requires_grad_(False)
         try:
@@ -256,7 +256,8 @@ class ImaginationAgent:
         else:
             actor_loss, m_pi = actor_loss_backprop(returns, traj["entropy"], weights, scale, cfg.entropy_coef)
         value_loss, m_v = critic_loss(values, returns, weights)
-        ok, finite = self._guarded_step({"model": wm_loss, "actor": actor_loss, "critic": value_loss})
+        losses = {"model": wm_loss, "actor": actor_loss, "critic": value_loss}
+        ok, finite = self._guarded_step({name: losses[name] for name in self.optimizers})
         guarded_polyak(nets.critic_target, nets.critic, cfg.critic_tau, ok)
         metrics.update(m_pi, **m_v)
         metrics["value/return_scale"] = scale.detach()

@@ -25,5 +25,10 @@ def make_world_model(
     """The model named by ``cfg.name`` (``jepa``, ``seq_jepa``), or ``None`` for ``none``."""
     if cfg.name == "none":
         return None
+    if cfg.name == "simulator":
+        raise ValueError(
+            "world_model=simulator is the true simulator of a torch/ task and only agent=imagination "
+            "imagines with it; use world_model=jepa (or none) with this learner"
+        )
     cls = JEPAWorldModel if cfg.name == "jepa" else SeqJEPAWorldModel
     return cls(cfg, obs_shape, action_dim, discrete)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from jepa_agents.infra.precision import PRECISIONS
 
-WORLD_MODELS = ("jepa", "seq_jepa", "none")
+WORLD_MODELS = ("jepa", "seq_jepa", "none", "simulator")
 TARGETS = ("online", "stopgrad", "ema")
 PRED_LOSSES = ("mse", "cosine")
 PREDICTORS = ("mlp", "residual")
@@ -19,8 +19,9 @@ class WorldModelConfig:
 
     name: str = "jepa"
     """World model: ``jepa`` (K-step action-conditioned latent predictor), ``seq_jepa`` (transformer
-    aggregator over past views and actions, for partially observed tasks) or ``none`` (no world model:
-    the agent trains its encoder through its own losses only)."""
+    aggregator over past views and actions, for partially observed tasks), ``none`` (no world model:
+    the agent trains its encoder through its own losses only) or ``simulator`` (``agent=imagination`` on
+    a ``torch/`` task: the task's own physics as the model, :mod:`jepa_agents.world_models.simulator`)."""
 
     latent_dim: int = 256
     """Embedding size ``D`` of the encoder and the predictor."""
