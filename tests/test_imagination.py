@@ -290,7 +290,8 @@ def test_the_true_simulator_as_the_model_matches_the_environment():
     cfg = compose(
         [
             "agent=imagination", "world_model=simulator", "env=torch/cartpole_swingup",
-            "env.from_pixels=false", "env.num_envs=3", "agent.batch_size=4", "agent.actor_hidden=[16]", "agent.critic_hidden=[16]",
+            "env.from_pixels=false", "env.num_envs=3", "agent.batch_size=4", "agent.actor_hidden=[16]",
+            "agent.critic_hidden=[16]",
             "agent.imagine_horizon=2", "device=cpu",
         ]
     )  # fmt: skip
