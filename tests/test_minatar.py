@@ -204,6 +204,8 @@ def test_env_contract_partial_reset_and_resume_state():
     with pytest.raises(ValueError, match="integer indices"):
         env.step(td.set("action", torch.zeros(4, 6)))
     with pytest.raises(ValueError, match="options"):
+        envs.make("minatar/breakout", 2, 0, "cpu", image_scale=2)
+    with pytest.raises(ValueError, match="env.frame_stack must be 1, got 4"):
         envs.make("minatar/breakout", 2, 0, "cpu", frame_stack=4)
     limited = envs.make("minatar/freeway", 2, 0, "cpu", max_episode_steps=3)
     t = limited.reset()

@@ -15,7 +15,7 @@ OVERRIDES = [
     "env=torch/cartpole_balance",
     "env.from_pixels=false",
     "env.num_envs=2",
-    "train.total_env_steps=4800",
+    "train.total_env_steps=3200",
     "train.seed_env_steps=800",
     "train.checkpoint_every=1600",
     "eval.every=1600",
@@ -66,7 +66,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     logged = _scalars(killed)
-    assert max(int(s) for s, _, _ in logged) < 4800, "the run finished before it could be killed"
+    assert max(int(s) for s, _, _ in logged) < 3200, "the run finished before it could be killed"
     _, err = full_proc.communicate(timeout=600)
     assert full_proc.returncode == 0, err
 
