@@ -302,7 +302,7 @@ def test_the_true_simulator_as_the_model_matches_the_environment():
     td = env.reset()
     z = model.encode(td["physics"])  # [3, P + S]
     action = torch.rand(3, 1, requires_grad=True)
-    reward, z_next = model.reward(z, action), model.predict(z, action)
+    z_next, reward = model.transition(z, action)
     out = env.step(td.set("action", action.detach()))["next"]
     torch.testing.assert_close(z_next[:, :5], out["physics"])
     torch.testing.assert_close(z_next[:, 5:], out["state"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from envs.minatar.grid import clamp, paint, plot
+from envs.minatar.grid import clamp, paint
 
 CHANNELS = ("player", "enemy", "trail", "gold")
 RESET_DRAWS = 0
@@ -96,7 +96,7 @@ def step(s: dict[str, Tensor], action: Tensor, draws: Tensor, ramping: bool) -> 
 def observe(s: dict[str, Tensor]) -> Tensor:
     n, device = s["x"].shape[0], s["x"].device
     obs = torch.zeros(n, len(CHANNELS), 10, 10, dtype=torch.bool, device=device)
-    plot(obs, 0, s["y"], s["x"])
+    paint(obs, 0, s["y"], s["x"])
     present, ex, right, gold = s["present"], s["ex"], s["right"], s["gold"]
     back = ex + torch.where(right, -1, 1)
     rows = torch.arange(1, 9, device=ex.device).expand_as(ex)  # [N, 8]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from envs.minatar.grid import Grid, clamp, lookup, plot
+from envs.minatar.grid import Grid, clamp, lookup, paint
 
 CHANNELS = ("paddle", "ball", "trail", "brick")
 RESET_DRAWS = 1
@@ -80,8 +80,8 @@ def observe(s: dict[str, Tensor]) -> Tensor:
     """``[N, 4, 10, 10]`` bool channels (``CHANNELS``)."""
     n, device = s["pos"].shape[0], s["pos"].device
     obs = torch.zeros(n, len(CHANNELS), 10, 10, dtype=torch.bool, device=device)
-    plot(obs, 0, torch.full_like(s["pos"], 9), s["pos"])
-    plot(obs, 1, s["ball_y"], s["ball_x"])
-    plot(obs, 2, s["last_y"], s["last_x"])
+    ys = torch.stack((torch.full_like(s["pos"], 9), s["ball_y"], s["last_y"]), 1)  # [N, 3]
+    xs = torch.stack((s["pos"], s["ball_x"], s["last_x"]), 1)
+    paint(obs, torch.arange(3, device=device), ys, xs)  # paddle, ball, trail
     obs[:, 3] = s["bricks"]
     return obs

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from envs.minatar.grid import clamp, paint, plot
+from envs.minatar.grid import clamp, paint
 
 CHANNELS = ("chicken", "car", "speed1", "speed2", "speed3", "speed4", "speed5")
 RESET_DRAWS = 16
@@ -71,7 +71,7 @@ def step(s: dict[str, Tensor], action: Tensor, draws: Tensor, ramping: bool) -> 
 def observe(s: dict[str, Tensor]) -> Tensor:
     n, device = s["pos"].shape[0], s["pos"].device
     obs = torch.zeros(n, len(CHANNELS), 10, 10, dtype=torch.bool, device=device)
-    plot(obs, 0, s["pos"], torch.full_like(s["pos"], 4))
+    paint(obs, 0, s["pos"], torch.full_like(s["pos"], 4))
     x, speed = s["car_x"], s["car_speed"]  # [N, 8]
     back = (x - torch.where(speed > 0, 1, -1)) % 10
     rows = torch.arange(1, 9, device=x.device).expand_as(x)

@@ -46,15 +46,13 @@ class Grid:
         return r.view(SIZE, 1) & c.view(1, SIZE)
 
 
-def plot(obs: Tensor, channel: int, y: Tensor, x: Tensor, mask: Tensor | None = None) -> None:
-    """Set ``obs[n, channel, y[n], x[n]]`` (where ``mask`` and inside the grid), in place."""
-    obs[:, channel] |= Grid(obs.device).cell(y, x, mask)
-
-
 def paint(obs: Tensor, channel: Tensor | int, y: Tensor, x: Tensor, mask: Tensor | None = None) -> None:
     """Set ``obs[n, channel[n, k], y[n, k], x[n, k]]`` for every object ``k`` (where ``mask`` and inside the
-    grid), in place, with one scatter: ``obs`` ``[N, C, 10, 10]`` bool, the rest ``[N, K]``."""
+    grid), in place, with one scatter: ``obs`` ``[N, C, 10, 10]`` bool, the rest ``[N, K]`` (or ``[N]``:
+    one object each)."""
     n, c = obs.shape[:2]
+    y, x = y.view(n, -1), x.view(n, -1)
+    mask = None if mask is None else mask.view(n, -1)
     valid = (y >= 0) & (y < SIZE) & (x >= 0) & (x < SIZE)
     if mask is not None:
         valid = valid & mask

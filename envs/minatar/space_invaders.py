@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from envs.minatar.grid import Grid, clamp, plot
+from envs.minatar.grid import Grid, clamp, paint
 
 CHANNELS = ("cannon", "alien", "alien_left", "alien_right", "friendly_bullet", "enemy_bullet")
 RESET_DRAWS = 0
@@ -101,7 +101,7 @@ def step(s: dict[str, Tensor], action: Tensor, draws: Tensor, ramping: bool) -> 
 def observe(s: dict[str, Tensor]) -> Tensor:
     n, device = s["pos"].shape[0], s["pos"].device
     obs = torch.zeros(n, len(CHANNELS), 10, 10, dtype=torch.bool, device=device)
-    plot(obs, 0, torch.full_like(s["pos"], 9), s["pos"])
+    paint(obs, 0, torch.full_like(s["pos"], 9), s["pos"])
     obs[:, 1] = s["aliens"]
     left = (s["direction"] < 0).view(-1, 1, 1)
     obs[:, 2] = s["aliens"] & left

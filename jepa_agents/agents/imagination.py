@@ -50,8 +50,9 @@ from jepa_agents.agents.sac import TanhGaussianActor, tanh_gaussian_log_prob
 from jepa_agents.data.replay import Replay
 from jepa_agents.infra.compile import compile_step
 from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
-from jepa_agents.infra.guarded_adam import GuardedAdam, all_finite, guarded_polyak
+from jepa_agents.infra.guarded_adam import GuardedAdam, all_finite
 from jepa_agents.infra.nan_guard import NaNGuard
+from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.nn import MLP
 from jepa_agents.world_models.diagnostics import collapse_metrics
 from jepa_agents.world_models.jepa import JEPAWorldModel
@@ -173,8 +174,7 @@ class ImaginationAgent:
         z = start
         for t in range(horizon):
             action, log_prob, entropy = policy(z, t)
-            reward = model.reward(z, action)  # [N]
-            z = model.predict(z, action)  # [N, D]
+            z, reward = model.transition(z, action)  # [N, D], [N]
             zs.append(z)
             acts.append(action)
             logps.append(log_prob)
@@ -258,7 +258,7 @@ class ImaginationAgent:
         value_loss, m_v = critic_loss(values, returns, weights)
         losses = {"model": wm_loss, "actor": actor_loss, "critic": value_loss}
         ok, finite = self._guarded_step({name: losses[name] for name in self.optimizers})
-        guarded_polyak(nets.critic_target, nets.critic, cfg.critic_tau, ok)
+        polyak_update(nets.critic_target, nets.critic, cfg.critic_tau, ok)
         metrics.update(m_pi, **m_v)
         metrics["value/return_scale"] = scale.detach()
         metrics["value/imagined_return"] = returns.mean().detach()

@@ -50,8 +50,9 @@ from jepa_agents.data.nstep import nstep_returns
 from jepa_agents.data.replay import Replay
 from jepa_agents.infra.compile import compile_step
 from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
-from jepa_agents.infra.guarded_adam import GuardedAdam, all_finite, guarded_polyak
+from jepa_agents.infra.guarded_adam import GuardedAdam, all_finite
 from jepa_agents.infra.nan_guard import NaNGuard
+from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.nn import MLP
 from jepa_agents.world_models import EncoderStack, LatentWorldModel
 from jepa_agents.world_models.diagnostics import collapse_metrics
@@ -383,7 +384,7 @@ class SACAgent:
         ok, finite = all_finite(checked)
         for opt in self.optimizers.values():
             opt.step(ok)
-        guarded_polyak(nets.critic_target, nets.critic, self.cfg.tau, ok)
+        polyak_update(nets.critic_target, nets.critic, self.cfg.tau, ok)
         if self._use_world_model and nets.model.cfg.target == "ema":
             nets.model.update_target(ok=ok)
         metrics["train/loss"] = loss.detach()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def all_finite(values: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -73,14 +73,3 @@ class GuardedAdam(torch.optim.Optimizer):
             update = torch._foreach_div(torch._foreach_div(m1, bc1), denom)
             torch._foreach_mul_(update, -lr * o)
             torch._foreach_add_(params, update)
-
-
-@torch.no_grad()
-def guarded_polyak(target: nn.Module, online: nn.Module, tau: float, ok: Tensor) -> None:
-    """``θ⁻ ← θ⁻ + ok·τ·(θ - θ⁻)``: Polyak averaging, the identity where the update was skipped."""
-    t, o = list(target.parameters()), list(online.parameters())
-    if len(t) != len(o):
-        raise ValueError(f"target has {len(t)} parameters, online {len(o)}")
-    delta = torch._foreach_sub(o, t)
-    torch._foreach_mul_(delta, tau * ok.float())
-    torch._foreach_add_(t, delta)

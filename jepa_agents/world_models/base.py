@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from jepa_agents.infra.guarded_adam import guarded_polyak
 from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.nn import MLP, EmbeddingNorm, RandomShift, make_encoder
 from jepa_agents.regularizers import SIGReg, make_regularizer
@@ -99,10 +98,7 @@ class LatentWorldModel(EncoderStack, JEPALoss, abc.ABC):
         if self._target_encoder is None:
             raise RuntimeError(f"update_target needs world_model.target='ema', got {self.cfg.target!r}")
         tau = self.cfg.ema_tau if tau is None else tau
-        if ok is None:
-            polyak_update(self._target_encoder, self._encoder, tau)
-        else:
-            guarded_polyak(self._target_encoder, self._encoder, tau, ok)
+        polyak_update(self._target_encoder, self._encoder, tau, ok)
         for bt, bo in zip(self._target_encoder.buffers(), self._encoder.buffers()):
             bt.copy_(bo)
 

@@ -36,6 +36,10 @@ class JEPAWorldModel(LatentWorldModel):
         """One step: ``z [B, D]``, actions ``[B, A]`` (or ``[B]`` indices) -> ``z_next [B, D]``."""
         return self._step(z, self.action_input(actions, z.shape[:-1]))
 
+    def transition(self, z: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """One imagined step: ``(predict(z, a) [B, D], reward(z, a) [B])`` (needs the reward head)."""
+        return self.predict(z, actions), self.reward(z, actions)
+
     def _step(self, z: Tensor, a: Tensor) -> Tensor:
         delta = self._predictor(torch.cat((z, a), -1))
         return z + delta if self._residual else delta

@@ -4,9 +4,9 @@ if the actor-critic fails here, the actor-critic is at fault, not the model).
 
 The latent is ``z = [physics, state(physics)]`` ``[*, P + S]`` (the simulator's full state, and the
 observation features the task exposes, which an actor and a critic read more easily than raw angles);
-``predict(z, a)`` applies ``action_repeat`` physics steps of the task (differentiable wherever the
-physics is: the torch tasks are plain tensor code), ``reward(z, a)`` sums the task's rewards over those
-steps, as the environment does, and the tasks never terminate (continuation probability 1). The model
+``transition(z, a)`` applies ``action_repeat`` physics steps of the task (differentiable wherever the
+physics is: the torch tasks are plain tensor code) and sums the task's rewards over those steps, as the
+environment does, and the tasks never terminate (continuation probability 1). The model
 has no parameters and its loss is zero. Built for ``world_model=simulator`` with ``agent=imagination``
 on a ``torch/`` task observed through its ``physics`` key.
 """
@@ -33,7 +33,6 @@ class SimulatorModel(nn.Module):
         self.latent_dim = self.physics_dim + int(domain.STATE_DIM)
         self.action_dim, self.discrete = int(domain.ACTION_DIM), False
         self.obs_shape = (self.physics_dim,)
-        self._last: tuple[Tensor, Tensor, tuple[Tensor, Tensor]] | None = None  # imagination asks twice
 
     def _latent(self, physics: Tensor) -> Tensor:
         lead = physics.shape[:-1]
@@ -44,26 +43,14 @@ class SimulatorModel(nn.Module):
         """Physics ``[*, P]`` -> ``z [*, P + S]``."""
         return self._latent(obs.float())
 
-    def _transition(self, z: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        """``(z', r)`` of ``action_repeat`` physics steps; the last pair is kept, since an imagined step
-        asks for the reward and the next latent of the same ``(z, action)`` one after the other."""
-        if self._last is not None and self._last[0] is z and self._last[1] is action:
-            return self._last[2]
+    def transition(self, z: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """One imagined step: ``z [N, P+S]``, actions ``[N, A]`` -> the latent after ``action_repeat``
+        physics steps ``[N, P+S]`` and the task's reward summed over them ``[N]``."""
         physics, reward = z[..., : self.physics_dim], z.new_zeros(z.shape[:-1])
         for _ in range(self.action_repeat):
             physics = self.domain.advance(physics, action)
             reward = reward + self.domain.reward(physics, self.task)
-        out = (self._latent(physics), reward)
-        self._last = (z, action, out)
-        return out
-
-    def predict(self, z: Tensor, action: Tensor) -> Tensor:
-        """``z [N, P+S]``, actions ``[N, A]`` -> the latent after ``action_repeat`` physics steps."""
-        return self._transition(z, action)[0]
-
-    def reward(self, z: Tensor, action: Tensor) -> Tensor:
-        """The task's reward summed over the repeated physics steps ``[N]``."""
-        return self._transition(z, action)[1]
+        return self._latent(physics), reward
 
     def continue_logits(self, z: Tensor) -> Tensor:
         return torch.full(z.shape[:-1], _ALWAYS, device=z.device)

@@ -22,8 +22,9 @@ from torch import Tensor, nn
 
 from jepa_agents.infra.compile import compile_step
 from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
-from jepa_agents.infra.guarded_adam import GuardedAdam, all_finite, guarded_polyak
+from jepa_agents.infra.guarded_adam import GuardedAdam, all_finite
 from jepa_agents.infra.nan_guard import NaNGuard
+from jepa_agents.infra.polyak import polyak_update
 from jepa_agents.regularizers import SIGReg
 from jepa_agents.zero_shot.fb import FBModel
 from jepa_agents.zero_shot.losses import (
@@ -229,10 +230,10 @@ class TDJEPAAgent(_ZeroShotAgent):
         actor_opt = self.optimizers["actor"]
         ok, finite_a = self._guarded_step(actor_opt, loss_actor, {"actor": loss_actor}, ok_c)
 
-        guarded_polyak(t.phi_encoder, m.phi_encoder, cfg.tau_encoder, ok)
-        guarded_polyak(t.psi_encoder, m.psi_encoder, cfg.tau_encoder, ok)
-        guarded_polyak(t.phi_predictor, m.phi_predictor, cfg.tau_predictor, ok)
-        guarded_polyak(t.psi_predictor, m.psi_predictor, cfg.tau_predictor, ok)
+        polyak_update(t.phi_encoder, m.phi_encoder, cfg.tau_encoder, ok)
+        polyak_update(t.psi_encoder, m.psi_encoder, cfg.tau_encoder, ok)
+        polyak_update(t.phi_predictor, m.phi_predictor, cfg.tau_predictor, ok)
+        polyak_update(t.psi_predictor, m.psi_predictor, cfg.tau_predictor, ok)
         metrics = _prefixed("td_phi", met_phi) | _prefixed("td_psi", met_psi) | met_actor
         metrics |= _prefixed("reg_phi", met_rphi) | _prefixed("reg_psi", met_rpsi)
         metrics |= {"loss": loss.detach(), "phi_norm": phi.norm(dim=-1).mean().detach()}
@@ -277,9 +278,9 @@ class FBAgent(_ZeroShotAgent):
         actor_opt = self.optimizers["actor"]
         ok, finite_a = self._guarded_step(actor_opt, loss_actor, {"actor": loss_actor}, ok_c)
 
-        guarded_polyak(t.forward_encoder, m.forward_encoder, cfg.tau_predictor, ok)
-        guarded_polyak(t.forward_map, m.forward_map, cfg.tau_predictor, ok)
-        guarded_polyak(t.backward_map, m.backward_map, cfg.tau_encoder, ok)
+        polyak_update(t.forward_encoder, m.forward_encoder, cfg.tau_predictor, ok)
+        polyak_update(t.forward_map, m.forward_map, cfg.tau_predictor, ok)
+        polyak_update(t.backward_map, m.backward_map, cfg.tau_encoder, ok)
         metrics = met_fb | met_orth | met_actor | {"loss": loss.detach()}
         return metrics | _decision(ok, finite_c, finite_a)
 
