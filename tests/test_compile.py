@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch._inductor.config as inductor_config
 from tensordict import TensorDict
+from torch._dynamo.utils import counters
 
 from jepa_agents.agents.config import DiscreteSACConfig, SACConfig
 from jepa_agents.agents.discrete_sac import DiscreteSACAgent
@@ -37,8 +38,10 @@ def backend(monkeypatch, request):
     real = torch.compile
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: real(fn, backend=name, **kw))
     torch._dynamo.reset()
+    counters.clear()
     with inductor_config.patch(fallback_random=True):
         yield name
+    assert counters["stats"]["unique_graphs"] > 0, "nothing was compiled: the 'compiled' step ran eagerly"
     torch._dynamo.reset()
 
 
