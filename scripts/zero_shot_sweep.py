@@ -13,6 +13,7 @@
 
     python scripts/zero_shot_sweep.py --root /work/runs/zs_maze                   # everything left to do
     python scripts/zero_shot_sweep.py --root /work/runs/zs_maze --report-only
+    python scripts/zero_shot_sweep.py --root /work/runs/zs_maze_pixels --domain maze_pixels   # from frames
     python scripts/zero_shot_sweep.py --root /tmp/zs_gpu --device cuda --updates 1000000 --jobs 6 \
         --set agent.batch_size=1024 train.checkpoint_every=5000     # a GPU budget (scripts/gpu_checks.sh)
 """
@@ -32,6 +33,9 @@ from jepa_agents.infra.checkpoint import finished_step
 from jepa_agents.zero_shot.config import ZERO_SHOT
 from jepa_agents.zero_shot.results import method_label, read_rows, summary
 
+PIXELS = ["env.from_pixels=true", "env.image_size=16", "+env.options.frame_stack=3"]
+"""What the pixel domains render and store: 16x16 RGB frames, 3 stacked."""
+
 DOMAINS: dict[str, dict] = {
     "maze": {
         "updates": 15_000,
@@ -42,6 +46,20 @@ DOMAINS: dict[str, dict] = {
         "train": ["env.name=torch/point_mass_maze", "agent.discount=0.99", "agent.tau_encoder=0.05",
                   "agent.tau_predictor=0.05", "train.checkpoint_every=5000", "train.sf_check_every=1500",
                   "eval.episodes=20"],
+        "mean_z": True,
+    },
+    "maze_pixels": {
+        # the maze comparison from 16x16 frames (3 stacked: the policy needs the velocity), the frame size
+        # measured by scripts/zero_shot_pixel_resolution.py; the DrQ trunk (the TD-JEPA reference's pixel
+        # encoder; small_cnn needs 46 pixels), random shift of 1 pixel (the reference: 2 at 64x64)
+        "updates": 15_000,
+        "transitions": 100_000,
+        "collect": ["env.name=torch/point_mass_maze", "zs_explorer=random", "start=uniform", "num_envs=50",
+                    *PIXELS],
+        "train": ["env.name=torch/point_mass_maze", "agent.discount=0.99", "agent.tau_encoder=0.05",
+                  "agent.tau_predictor=0.05", "train.checkpoint_every=2500", "train.sf_check_every=5000",
+                  "eval.episodes=20", "agent.obs_key=pixels", "agent.cnn=drq", "agent.augment_pad=1",
+                  *PIXELS],
         "mean_z": True,
     },
     "walker": {

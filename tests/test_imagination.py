@@ -249,8 +249,9 @@ def test_continuous_reinforce_has_no_path_through_the_model():
 
 def test_backprop_actor_sees_the_value_beyond_the_horizon():
     """With rewards and continuations that do not depend on the actions, the only path from the actions to
-    the actor loss is the bootstrap value ``V̄(z_{t+1})``: the actor must still move (a value computed
-    without gradient, as a myopic actor would see it, leaves it exactly where it was)."""
+    the actor loss is the bootstrap value ``V(z_{t+1})``: the actor must still move (a value computed
+    without gradient, as a myopic actor would see it, leaves it exactly where it was). The scalar critic:
+    the two-hot one starts with a zero output layer, flat in ``z``."""
     from tensordict import TensorDict
 
     from jepa_agents.agents.imagination import ImaginationAgent
@@ -261,7 +262,13 @@ def test_backprop_actor_sees_the_value_beyond_the_horizon():
         latent_dim=16, horizon=2, predictor_hidden=[32], num_slices=16, reward_weight=1.0, continue_weight=1.0
     )
     cfg = ImaginationConfig(
-        batch_size=8, imagine_horizon=1, actor_hidden=[32], critic_hidden=[32], entropy_coef=0.0
+        batch_size=8,
+        imagine_horizon=1,
+        actor_hidden=[32],
+        critic_hidden=[32],
+        entropy_coef=0.0,
+        critic="mse",
+        actor_grad="backprop",
     )
     torch.manual_seed(0)
     agent = ImaginationAgent(
@@ -304,7 +311,9 @@ def test_the_true_simulator_as_the_model_matches_the_environment():
     action = torch.rand(3, 1, requires_grad=True)
     z_next, reward = model.transition(z, action)
     out = env.step(td.set("action", action.detach()))["next"]
-    torch.testing.assert_close(z_next[:, :5], out["physics"])
+    # the latent holds the physics with the pole angle wrapped (one latent per pole position)
+    torch.testing.assert_close(z_next[:, :5], env.domain.canonical(out["physics"]))
+    assert float(z_next[:, 1].abs().max()) <= math.pi
     torch.testing.assert_close(z_next[:, 5:], out["state"])
     torch.testing.assert_close(reward, out["reward"][:, 0])
     (grad,) = torch.autograd.grad(reward.sum(), action)
@@ -321,3 +330,49 @@ def test_the_true_simulator_as_the_model_matches_the_environment():
             env,
             torch.device("cpu"),
         )
+
+
+def test_with_the_true_simulator_the_actor_critic_learns_to_swing_the_pole(monkeypatch):
+    """A learning test (not timed): on the true cart-pole simulator, the REINFORCE actor-critic with the
+    two-hot critic (the defaults) trained for 150 updates from hanging start states raises its imagined
+    reward per step more than twofold (measured: 0.05 -> 0.6) and its real return over 40 agent steps
+    fourfold (measured: 3.1 -> 22.8) over the untrained policy's. (The
+    physics runs eagerly here: compiling it costs more than 150 small updates gain.)"""
+    from tensordict import TensorDict
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **_: fn)
+    cfg = compose(
+        [
+            "agent=imagination", "world_model=simulator", "env=torch/cartpole_swingup",
+            "env.from_pixels=false", "agent.batch_size=16", "agent.imagine_horizon=10",
+            "agent.actor_hidden=[64,64]", "agent.critic_hidden=[64,64]", "agent.lr_actor=3e-4",
+            "agent.lr_critic=3e-4", "device=cpu", "seed=0",
+        ]
+    )  # fmt: skip
+    env = envs.make("torch/cartpole_swingup", 16, 0, "cpu", from_pixels=False, action_repeat=8)
+    torch.manual_seed(0)
+    agent = make_agent(cfg, env, CPU)
+
+    def real_return() -> float:
+        td, total = env.reset(), 0.0
+        for _ in range(40):
+            td["action"] = agent.act(td, eval_mode=True)
+            td = env.step(td)
+            total += float(td["next", "reward"].mean())
+            td = td["next"]
+        return total
+
+    gen = torch.Generator().manual_seed(0)
+    before, imagined = real_return(), []
+    for _ in range(150):
+        t = agent.seq_len
+        start = env.domain.initial_physics(env.task, gen, 16 * t, CPU).reshape(16, t, 5)  # hanging poles
+        batch = TensorDict(
+            {"physics": start, "action": torch.zeros(16, t, 1), "reward": torch.zeros(16, t, 1),
+             "terminated": torch.zeros(16, t, 1, dtype=torch.bool)},
+            batch_size=[16, agent.seq_len],
+        )  # fmt: skip
+        imagined.append(float(agent.learn(batch)["value/imagined_reward"]))
+    after = real_return()
+    assert sum(imagined[-20:]) / 20 > 2 * sum(imagined[:20]) / 20 + 0.2, imagined[::10]
+    assert after > 4 * before and after > before + 15, (before, after)

@@ -106,6 +106,14 @@ def initial_physics(task: str, generator: torch.Generator, n: int, device: torch
     return torch.cat((qpos, 0.01 * noise[:, 2:4], torch.zeros(n, 1, device=device)), dim=-1)
 
 
+def canonical(physics: torch.Tensor) -> torch.Tensor:
+    """The same physical state with the pole angle wrapped to ``(-pi, pi]`` ``[..., 5]``: dynamics,
+    rewards and frames depend on the angle only through its sine and cosine, so a learner reading raw
+    physics (``world_model=simulator``) sees one value per pole position instead of one per turn."""
+    theta = torch.atan2(physics[..., 1].sin(), physics[..., 1].cos())
+    return torch.cat((physics[..., :1], theta[..., None], physics[..., 2:]), dim=-1)
+
+
 def state(physics: torch.Tensor, task: str) -> torch.Tensor:
     """``[N, 5]`` physics -> ``[N, 5]`` observation ``(x, cos, sin, xd, thetad)``."""
     theta = physics[:, 1]

@@ -51,6 +51,13 @@ def initial_physics(task: str, generator: torch.Generator, n: int, device: torch
     return torch.stack((theta, torch.zeros_like(theta), torch.zeros_like(theta)), dim=-1)
 
 
+def canonical(physics: torch.Tensor) -> torch.Tensor:
+    """The same physical state with the angle wrapped to ``(-pi, pi]`` ``[..., 3]`` (see
+    :func:`envs.torch_control.cartpole.canonical`)."""
+    theta = torch.atan2(physics[..., 0].sin(), physics[..., 0].cos())
+    return torch.cat((theta[..., None], physics[..., 1:]), dim=-1)
+
+
 def state(physics: torch.Tensor, task: str) -> torch.Tensor:
     """``[N, 3]`` physics -> ``[N, 3]`` observation ``(cos, sin, thetad)``."""
     theta = physics[:, 0]

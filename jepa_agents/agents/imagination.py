@@ -44,9 +44,11 @@ from jepa_agents.agents.imagination_losses import (
     critic_loss,
     lambda_returns,
     trajectory_weights,
+    twohot_critic_loss,
 )
 from jepa_agents.agents.return_norm import ReturnScale
 from jepa_agents.agents.sac import TanhGaussianActor, tanh_gaussian_log_prob
+from jepa_agents.agents.twohot import TwoHotCritic
 from jepa_agents.data.replay import Replay
 from jepa_agents.infra.compile import compile_step
 from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
@@ -104,7 +106,11 @@ class ImaginationAgent:
             if discrete
             else TanhGaussianActor(d, action_dim, 0, cfg.actor_hidden, cfg.log_std_min, cfg.log_std_max)
         )
-        critic = MLP(d, cfg.critic_hidden, 1, "relu")
+        critic = (
+            TwoHotCritic(d, cfg.critic_hidden, cfg.critic_bins)
+            if cfg.critic == "twohot"
+            else MLP(d, cfg.critic_hidden, 1, "relu")
+        )
         self.nets = ImaginationNetworks(model, actor, critic, ReturnScale(cfg.return_decay)).to(device)
         self.seq_len = model.cfg.horizon + 1
         self._reinforce = discrete or cfg.actor_grad == "reinforce"
@@ -242,20 +248,29 @@ class ImaginationAgent:
         finally:
             for p in trained:
                 p.requires_grad_(True)
-        # [H+1, N]; differentiable in z (V̄'s own parameters are frozen): the backprop actor's gradient
-        # reaches the value beyond the horizon, not only the H imagined rewards (Dreamer v1)
-        boot = nets.critic_target(traj["z"]).squeeze(-1)
+        # [H+1, N]; differentiable in z (only the actor's optimizer steps on the actor loss): the backprop
+        # actor's gradient reaches the value beyond the horizon, not only the H imagined rewards (Dreamer v1)
+        boot = (nets.critic_target if cfg.slow_bootstrap else nets.critic)(traj["z"]).squeeze(-1)
         returns = lambda_returns(traj["reward"], boot, traj["continue"], cfg.lam, cfg.gamma)  # [H, N]
         weights = trajectory_weights(traj["continue"], cfg.gamma)  # [H, N]
         scale = mean_over_ranks({"s": nets.return_scale.update(returns)})["s"]  # the same on every rank
-        values = nets.critic(traj["z"][:-1].detach()).squeeze(-1)  # [H, N]
+        starts = traj["z"][:-1].detach()  # [H, N, D]
+        if isinstance(nets.critic, TwoHotCritic):
+            logits = nets.critic.logits(starts)  # [H, N, K]
+            values = nets.critic.value(logits)  # [H, N]
+            slow = nets.critic_target(starts).squeeze(-1).detach()  # [H, N]
+            value_loss, m_v = twohot_critic_loss(
+                nets.critic, logits, returns, slow, weights, cfg.slow_critic_reg
+            )
+        else:
+            values = nets.critic(starts).squeeze(-1)  # [H, N]
+            value_loss, m_v = critic_loss(values, returns, weights)
         if self._reinforce:
             actor_loss, m_pi = actor_loss_reinforce(
                 returns, values.detach(), traj["log_prob"], traj["entropy"], weights, scale, cfg.entropy_coef
             )
         else:
             actor_loss, m_pi = actor_loss_backprop(returns, traj["entropy"], weights, scale, cfg.entropy_coef)
-        value_loss, m_v = critic_loss(values, returns, weights)
         losses = {"model": wm_loss, "actor": actor_loss, "critic": value_loss}
         ok, finite = self._guarded_step({name: losses[name] for name in self.optimizers})
         polyak_update(nets.critic_target, nets.critic, cfg.critic_tau, ok)

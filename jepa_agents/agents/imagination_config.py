@@ -27,16 +27,29 @@ class ImaginationConfig:
     """Discount ``γ`` per agent step."""
     lam: float = 0.95
     """``λ`` of the λ-returns (DreamerV3: 0.95)."""
-    actor_grad: str = "backprop"
-    """Continuous actions: ``backprop`` (the λ-returns differentiated through the learned dynamics, Dreamer
-    v1) or ``reinforce`` (score-function gradients with the critic as baseline, no gradient through the
-    world model; DreamerV3's estimator). Discrete actions always use ``reinforce``."""
+    actor_grad: str = "reinforce"
+    """Continuous actions: ``reinforce`` (score-function gradients with the critic as baseline, no gradient
+    through the world model; DreamerV3's estimator for both action kinds) or ``backprop`` (the λ-returns
+    differentiated through the world model, Dreamer v1). On the true cart-pole simulator backprop stalled
+    at 240 where REINFORCE kept climbing (docs/imagination.md). Discrete actions always use ``reinforce``."""
     entropy_coef: float = 3e-4
     """Entropy bonus ``η`` of the actor loss, on returns normalized by their range (DreamerV3: 3e-4)."""
     return_decay: float = 0.99
     """EMA decay of the return range ``S = Per95(R) - Per5(R)`` (returns are divided by ``max(1, S)``)."""
+    critic: str = "twohot"
+    """The critic's output: ``twohot`` (DreamerV3: a categorical over symlog-spaced bins trained by
+    cross-entropy on two-hot targets, :mod:`jepa_agents.agents.twohot`; it learns large returns as fast
+    as small ones) or ``mse`` (a scalar regressed by squared error on the raw returns)."""
+    critic_bins: int = 255
+    """Bins of the ``twohot`` critic, evenly spaced in symlog space over ``[-20, 20]`` (DreamerV3: 255)."""
+    slow_critic_reg: float = 1.0
+    """``twohot`` critic: weight of the cross-entropy towards the slow critic's value (DreamerV3's
+    ``slowreg``: 1)."""
+    slow_bootstrap: bool = False
+    """Bootstrap the λ-returns with the slow critic ``V̄`` instead of the critic ``V`` (DreamerV3: no,
+    ``slowtar: False``; the ``mse`` critic's runs before 2026-12-07 did)."""
     critic_tau: float = 0.02
-    """Polyak step of the slow critic that bootstraps the λ-returns (DreamerV3's 0.98 decay)."""
+    """Polyak step of the slow critic ``V̄`` (DreamerV3's rate 0.02)."""
     lr_model: float = 3e-4
     """Adam learning rate of the world model (encoder, predictor, heads)."""
     lr_actor: float = 1e-4
@@ -47,10 +60,10 @@ class ImaginationConfig:
     """Hidden sizes of the actor MLP on ``z`` (ReLU)."""
     critic_hidden: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden sizes of the critic MLP on ``z`` (ReLU)."""
-    log_std_min: float = -5.0
-    """Continuous actions: smallest log-std of the tanh-Gaussian policy."""
-    log_std_max: float = 2.0
-    """Continuous actions: largest log-std."""
+    log_std_min: float = -2.3
+    """Continuous actions: smallest log-std of the tanh-Gaussian policy (DreamerV3's ``minstd`` 0.1)."""
+    log_std_max: float = 0.0
+    """Continuous actions: largest log-std (DreamerV3's ``maxstd`` 1)."""
     utd: float = 0.5
     """Update-to-data ratio: gradient updates per transition collected (one agent step of one copy)."""
     update_every: int = 1
@@ -67,6 +80,9 @@ class ImaginationConfig:
             "lam": 0 <= self.lam <= 1,
             "entropy_coef": self.entropy_coef >= 0,
             "return_decay": 0 <= self.return_decay < 1,
+            "critic": self.critic in ("twohot", "mse"),
+            "critic_bins": self.critic_bins >= 2,
+            "slow_critic_reg": self.slow_critic_reg >= 0,
             "critic_tau": 0 < self.critic_tau <= 1,
             "lr_model": self.lr_model > 0,
             "lr_actor": self.lr_actor > 0,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from jepa_agents.agents.twohot import TwoHotCritic
+
 Metrics = dict[str, Tensor]
 
 
@@ -58,6 +60,30 @@ def critic_loss(values: Tensor, returns: Tensor, weights: Tensor) -> tuple[Tenso
         )
     loss = (weights * 0.5 * (values - returns.detach()).square()).mean()
     return loss, {"value/loss": loss.detach(), "value/mean": values.mean().detach()}
+
+
+def twohot_critic_loss(
+    critic: TwoHotCritic,
+    logits: Tensor,
+    returns: Tensor,
+    slow_values: Tensor,
+    weights: Tensor,
+    slow_reg: float,
+) -> tuple[Tensor, Metrics]:
+    """DreamerV3's critic loss, with ``CE(p, y)`` the cross-entropy of ``p`` against ``twohot(symlog(y))``::
+
+        L_V = mean_{t,n} w_t (CE(p(z_t), R_t) + β CE(p(z_t), V̄(z_t)))
+
+    with ``p`` the critic's distribution over symlog bins (``logits [H, N, K]``), ``R`` the λ-returns and
+    ``V̄`` the slow critic's values ``[H, N]``; ``β = slow_reg`` keeps the critic near its slow copy."""
+    if not returns.shape == slow_values.shape == weights.shape == logits.shape[:-1]:
+        raise ValueError(
+            f"shapes differ: logits {tuple(logits.shape)}, returns {tuple(returns.shape)}, "
+            f"slow values {tuple(slow_values.shape)}, weights {tuple(weights.shape)}"
+        )
+    per_step = critic.loss(logits, returns) + slow_reg * critic.loss(logits, slow_values)  # [H, N]
+    loss = (weights * per_step).mean()
+    return loss, {"value/loss": loss.detach(), "value/mean": critic.value(logits).mean().detach()}
 
 
 def actor_loss_backprop(

@@ -117,13 +117,20 @@ class ConvEncoder(_ImageEncoder):
     ):
         super().__init__()
         c, h, w = obs_shape
+        need = 1
+        for _, k, s in reversed(spec):  # the smallest input every convolution still fits
+            need = (need - 1) * s + k
         layers: list[nn.Module] = []
         for i, (out_c, k, s) in enumerate(spec):
             conv = (NormalizedConv2d if i == 0 else nn.Conv2d)(c, out_c, k, s)
             layers += [conv, nn.ReLU()]
             c, h, w = out_c, (h - k) // s + 1, (w - k) // s + 1
             if h < 1 or w < 1:
-                raise ValueError(f"image {tuple(obs_shape)} is too small for this encoder")
+                raise ValueError(
+                    f"image {tuple(obs_shape)} is too small for this conv stack (it needs at least "
+                    f"{need}x{need} pixels): render larger frames or pick an encoder kind for small images "
+                    "(drq from 15 pixels, minatar from 3)"
+                )
         self._stem = layers[0]
         self._convs = nn.Sequential(*layers[1:], nn.Flatten())
         self._head = nn.Linear(c * h * w, out_dim)

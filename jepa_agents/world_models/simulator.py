@@ -2,8 +2,9 @@
 latent model, so that a learner on imagined rollouts can be tested apart from model errors (issue #31:
 if the actor-critic fails here, the actor-critic is at fault, not the model).
 
-The latent is ``z = [physics, state(physics)]`` ``[*, P + S]`` (the simulator's full state, and the
-observation features the task exposes, which an actor and a critic read more easily than raw angles);
+The latent is ``z = [physics, state(physics)]`` ``[*, P + S]`` (the simulator's full state, with periodic
+coordinates wrapped where the domain defines ``canonical(physics)``, and the observation features the task
+exposes, which an actor and a critic read more easily than raw angles);
 ``transition(z, a)`` applies ``action_repeat`` physics steps of the task (differentiable wherever the
 physics is: the torch tasks are plain tensor code) and sums the task's rewards over those steps, as the
 environment does, and the tasks never terminate (continuation probability 1). The model
@@ -33,10 +34,13 @@ class SimulatorModel(nn.Module):
         self.latent_dim = self.physics_dim + int(domain.STATE_DIM)
         self.action_dim, self.discrete = int(domain.ACTION_DIM), False
         self.obs_shape = (self.physics_dim,)
+        self._physics_compiled = torch.compile(self._physics, dynamic=False)
 
     def _latent(self, physics: Tensor) -> Tensor:
         lead = physics.shape[:-1]
         flat = physics.reshape(-1, self.physics_dim)
+        if hasattr(self.domain, "canonical"):  # one latent per physical state (angles wrapped)
+            flat = self.domain.canonical(flat)
         return torch.cat((flat, self.domain.state(flat, self.task)), -1).reshape(*lead, self.latent_dim)
 
     def encode(self, obs: Tensor, augment: bool = False, running_stats: bool = False) -> Tensor:
@@ -45,12 +49,25 @@ class SimulatorModel(nn.Module):
 
     def transition(self, z: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """One imagined step: ``z [N, P+S]``, actions ``[N, A]`` -> the latent after ``action_repeat``
-        physics steps ``[N, P+S]`` and the task's reward summed over them ``[N]``."""
-        physics, reward = z[..., : self.physics_dim], z.new_zeros(z.shape[:-1])
+        physics steps ``[N, P+S]`` and the task's reward summed over them ``[N]``.
+
+        Without a gradient to carry (REINFORCE imagines with detached actions) the physics runs compiled
+        (inductor, compiled on the first call): the physics is dozens of tiny elementwise operations per
+        step, which one fused kernel runs 9x faster on a CPU (1.8 -> 0.2 ms per step at 1,024 copies,
+        docs/imagination.md); with a gradient (the backprop actor) it runs eagerly, whose backward pass
+        needs no minutes of compilation."""
+        physics = z[..., : self.physics_dim]
+        carries_grad = torch.is_grad_enabled() and (z.requires_grad or action.requires_grad)
+        physics, reward = (self._physics if carries_grad else self._physics_compiled)(physics, action)
+        return self._latent(physics), reward
+
+    def _physics(self, physics: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """``action_repeat`` physics steps ``[N, P]`` and the summed reward ``[N]``."""
+        reward = physics.new_zeros(physics.shape[:-1])
         for _ in range(self.action_repeat):
             physics = self.domain.advance(physics, action)
             reward = reward + self.domain.reward(physics, self.task)
-        return self._latent(physics), reward
+        return physics, reward
 
     def continue_logits(self, z: Tensor) -> Tensor:
         return torch.full(z.shape[:-1], _ALWAYS, device=z.device)

@@ -25,6 +25,7 @@ from jepa_agents.infra.distributed import average_gradients, mean_over_ranks
 from jepa_agents.infra.guarded_adam import GuardedAdam, all_finite
 from jepa_agents.infra.nan_guard import NaNGuard
 from jepa_agents.infra.polyak import polyak_update
+from jepa_agents.nn.augment import RandomShift
 from jepa_agents.regularizers import SIGReg
 from jepa_agents.zero_shot.fb import FBModel
 from jepa_agents.zero_shot.losses import (
@@ -100,6 +101,8 @@ class _ZeroShotAgent:
         self.cfg, self.device = cfg, device
         self.model = model.to(device)
         self.target = copy.deepcopy(self.model).requires_grad_(False)
+        images = len(model.obs_shape) == 3
+        self.augment = RandomShift(cfg.augment_pad if images else 0).to(device)
         self.optimizers = {"actor": GuardedAdam(self.model.actor.parameters(), lr=cfg.lr_actor)}
         # the first non-finite loss or gradient stops training before any parameter changes
         self.nan_guard = NaNGuard(1, hint="Lower agent.lr / agent.lr_actor or check the dataset.")
@@ -144,9 +147,11 @@ class _ZeroShotAgent:
         return ok, finite
 
     def _unpack(self, batch: TensorDict) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(obs, action, next_obs, discount)`` of a batch; frames randomly shifted (``augment_pad``),
+        each observation by its own offset."""
         key = self.cfg.obs_key
-        obs = batch["observation", key]  # [B, *obs_shape]
-        next_obs = batch["next", "observation", key]
+        obs = self.augment(batch["observation", key])  # [B, *obs_shape]
+        next_obs = self.augment(batch["next", "observation", key])
         action = batch["action"].float()  # [B, A]
         discount = self.cfg.discount * (~batch["next", "terminated"]).float().reshape(-1, 1)  # [B, 1]
         return obs, action, next_obs, discount

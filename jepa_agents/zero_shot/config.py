@@ -150,6 +150,10 @@ class ZeroShotAgentConfig:
     """Conv trunk for pixels (``jepa_agents.nn.make_encoder`` kinds)."""
     cnn_dim: int = 256
     """Output size of the conv trunk."""
+    augment_pad: int = 2
+    """Pixels: every training observation and next observation is shifted by an independent random
+    offset in ``[-augment_pad, augment_pad]²`` (DrQ's random shift; the TD-JEPA reference: 2 at 64x64);
+    0 turns it off. Evaluation and inference see the frames unshifted. Ignored for states."""
     predictor_hidden: list[int] = field(default_factory=lambda: [128, 128])
     """Hidden sizes of each predictor ``T_φ``, ``T_ψ`` / forward map ``F`` member."""
     num_predictors: int = 2
@@ -216,6 +220,7 @@ class ZeroShotAgentConfig:
             "batch_size": self.batch_size >= 2,
             "train_goal_ratio": 0 <= self.train_goal_ratio <= 1,
             "sigreg_slices": self.sigreg_slices >= 1,
+            "augment_pad": self.augment_pad >= 0,
         }
         check_ranges("agent", checks, self)
 

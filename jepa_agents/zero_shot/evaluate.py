@@ -312,12 +312,15 @@ def output_name(cfg: DictConfig) -> str:
 def save_results(
     cfg: DictConfig, step: int, results: dict[str, list[float]], context: dict[str, dict[str, float]] | None
 ) -> None:
-    """With ``eval.results_csv`` set: this evaluation's per-task means as rows of that shared CSV, and with
+    """With ``eval.results_csv`` set: this evaluation's per-task means as rows of that shared CSV (domain
+    ``<domain>`` from states, ``<domain>_pixels<size>`` from frames), and with
     ``context`` (:func:`baselines`) the zero-action and random returns as methods ``zero_action`` and
     ``random`` of the same seed (each with its ``mean`` row)."""
     if not cfg.eval.results_csv:
         return
     domain = domain_of(cfg.env.name)
+    if cfg.agent.obs_key == "pixels":  # e.g. point_mass_maze_pixels16: learned from 16x16 frames
+        domain += f"_pixels{cfg.env.image_size}"
     rows = {
         method_label(cfg.agent, cfg.eval.z_inference): {
             task: mean for task, (mean, _, _) in summarize(results).items()
