@@ -77,6 +77,7 @@ def _trained_world_model_agent():
         "torch/cartpole_swingup", num_envs=256, seed=0, device=CPU, start="uniform", action_repeat=4
     )
     agent = make_agent(cfg, env, CPU)
+    torch.manual_seed(0)  # the data and batches below do not depend on how the actor-critic is built
     steps, k = 30, 5
     td = env.reset()
     obs, acts, rews = [td["state"]], [], []
@@ -313,7 +314,7 @@ def test_the_true_simulator_as_the_model_matches_the_environment():
     out = env.step(td.set("action", action.detach()))["next"]
     # the latent holds the physics with the pole angle wrapped (one latent per pole position)
     torch.testing.assert_close(z_next[:, :5], env.domain.canonical(out["physics"]))
-    assert float(z_next[:, 1].abs().max()) <= math.pi
+    assert float(z_next[:, 1].detach().abs().max()) <= math.pi
     torch.testing.assert_close(z_next[:, 5:], out["state"])
     torch.testing.assert_close(reward, out["reward"][:, 0])
     (grad,) = torch.autograd.grad(reward.sum(), action)

@@ -8,15 +8,17 @@ as MuDreamer). Per gradient update, from ``B`` replay slices of ``K + 1`` steps:
    (``N = B·(K+1)``), ``H`` steps of ``a_t ~ π(z_t)``, ``z_{t+1} = P(z_t, a_t)``, rewards ``r(z_t, a_t)``
    and continuation probabilities ``σ(c(z_{t+1}))``, time-major ``[H(+1), N, ...]``, with the world
    model's parameters frozen.
-3. **Returns** (:func:`~.imagination_losses.lambda_returns`): λ-returns bootstrapped by a slow critic
-   ``V̄``, divided by ``max(1, S)`` with ``S`` the running 5-95 percentile range (:class:`ReturnScale`).
-4. **Actor**: continuous actions back-propagate the returns through the learned dynamics, rewards and
-   the slow critic's values ``V̄(z_t)`` alike (:func:`~.imagination_losses.actor_loss_backprop`,
-   ``agent.actor_grad=backprop``); discrete actions (and
-   continuous ones with ``actor_grad=reinforce``) use REINFORCE with the critic as baseline
-   (:func:`~.imagination_losses.actor_loss_reinforce`); both with an entropy bonus ``η``.
-5. **Critic** (:func:`~.imagination_losses.critic_loss`): ``V(sg(z_t))`` regressed on ``sg(R_t)``,
-   weighted by ``Π γ c``; ``V̄`` follows ``V`` by Polyak averaging.
+3. **Returns** (:func:`~.imagination_losses.lambda_returns`): λ-returns bootstrapped by the critic ``V``
+   (or its slow copy ``V̄`` with ``agent.slow_bootstrap``), divided by ``max(1, S)`` with ``S`` the running
+   5-95 percentile range (:class:`ReturnScale`).
+4. **Actor**: REINFORCE with the critic as baseline for both action kinds (DreamerV3's estimator,
+   :func:`~.imagination_losses.actor_loss_reinforce`); continuous actions with ``agent.actor_grad=backprop``
+   back-propagate the returns through the learned dynamics, rewards and values instead
+   (:func:`~.imagination_losses.actor_loss_backprop`, Dreamer v1); both with an entropy bonus ``η``.
+5. **Critic**: DreamerV3's two-hot symlog critic (:class:`~.twohot.TwoHotCritic`,
+   :func:`~.imagination_losses.twohot_critic_loss`): cross-entropy to the two-hot λ-returns plus a term
+   towards the slow critic ``V̄``, weighted by ``Π γ c`` (``agent.critic=mse``: a scalar regressed on the
+   returns, :func:`~.imagination_losses.critic_loss`); ``V̄`` follows ``V`` by Polyak averaging.
 
 Each of the three optimizers (world model, actor, critic) steps on its own loss; data-parallel runs
 average each one's gradients over ranks. The update is one function (:meth:`ImaginationAgent.step`) with
