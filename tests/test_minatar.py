@@ -27,6 +27,13 @@ LAYOUT = {
     "asterix": {("_spawn_entity", 0): 0, ("_spawn_entity", 1): 1, ("_spawn_entity", 2): 2},
     "breakout": {("reset", 0): 0},
     "freeway": {("_randomize_cars", 0): slice(0, 8), ("_randomize_cars", 1): slice(8, 16)},
+    "seaquest": {
+        ("_spawn_enemy", 0): 0,
+        ("_spawn_enemy", 1): 1,
+        ("_spawn_enemy", 2): 2,
+        ("_spawn_diver", 0): 3,
+        ("_spawn_diver", 1): 4,
+    },
     "space_invaders": {},
 }
 
@@ -39,10 +46,36 @@ SCALARS = {
     "breakout": {"ball_x": "ball_x", "ball_y": "ball_y", "ball_dir": "ball_dir", "pos": "pos",
                  "strike": "strike"},
     "freeway": {"pos": "pos", "move_timer": "move_timer", "terminate_timer": "time_left"},
+    "seaquest": {"sub_x": "x", "sub_y": "y", "sub_or": "facing_right", "oxygen": "oxygen",
+                 "diver_count": "divers", "e_spawn_speed": "spawn_speed", "e_spawn_timer": "spawn_timer",
+                 "d_spawn_timer": "diver_spawn_timer", "move_speed": "move_speed", "ramp_index": "ramp_index",
+                 "shot_timer": "cool_down", "surface": "surface"},
     "space_invaders": {"pos": "pos", "alien_dir": "direction", "enemy_move_interval": "move_interval",
                        "alien_move_timer": "move_timer", "alien_shot_timer": "shot_timer",
                        "shot_timer": "cool_down", "ramp_index": "ramp_index"},
 }  # fmt: skip
+
+# reference list -> our list and its fields, compared entity by entity in list order every step (the
+# order decides which enemy a bullet hits first)
+LISTS = {
+    "seaquest": {"f_bullets": ("bullet", ("x", "right")), "e_bullets": ("enemy_bullet", ("x", "right")),
+                 "e_fish": ("fish", ("x", "right", "timer")),
+                 "e_subs": ("sub", ("x", "right", "timer", "shot")),
+                 "divers": ("diver", ("x", "right", "timer"))},
+}  # fmt: skip
+
+
+def _our_lists(name: str, state: dict) -> list[dict]:
+    """Our lists per copy as the reference writes them: ``[[x, y, right, *rest], ...]``."""
+    n = next(iter(state.values())).shape[0]
+    out = [{} for _ in range(n)]
+    for ref_name, (ours, fields) in LISTS.get(name, {}).items():
+        alive = state[f"{ours}_alive"]
+        cols = [state[f"{ours}_{f}"].long() for f in ("x", "y", "right", *fields[2:])]
+        table, alive = torch.stack(cols, -1).tolist(), alive.tolist()  # [N, K, F], [N, K]
+        for i in range(len(out)):
+            out[i][ref_name] = [entity for entity, a in zip(table[i], alive[i]) if a]
+    return out
 
 
 class InjectedRandom:
@@ -95,6 +128,17 @@ def _scramble(name: str, state: dict, refs: list, rng: np.random.Generator) -> N
             ref.enemy_move_interval = int(rng.integers(6, 13))
             ref.alien_move_timer = int(rng.integers(0, ref.enemy_move_interval + 1))
             state["move_interval"][i], state["move_timer"][i] = ref.enemy_move_interval, ref.alien_move_timer
+        elif name == "seaquest":  # a random point of the ramp, low on oxygen, divers aboard
+            if ref.ramping:
+                for _ in range(int(rng.integers(0, 24))):  # surfacings: the ramp as the reference moves it
+                    ref.oxygen, ref.diver_count = 0, 1
+                    ref._surface()
+            ref.e_spawn_timer = int(rng.integers(0, ref.e_spawn_speed + 1))
+            ref.oxygen, ref.diver_count = int(rng.integers(10, 201)), int(rng.integers(0, 7))
+            ref.d_spawn_timer = int(rng.integers(0, 31))
+            for attr in ("e_spawn_speed", "e_spawn_timer", "move_speed", "ramp_index", "oxygen",
+                         "diver_count", "d_spawn_timer"):  # fmt: skip
+                state[SCALARS[name][attr]][i] = getattr(ref, attr)
 
 
 def _reference_obs(ref) -> torch.Tensor:
@@ -134,6 +178,7 @@ def test_every_game_equals_the_reference_step_for_step(name, ramping):
         )
         obs = game.observe(state)
         ours = {key: state[key].tolist() for key in SCALARS[name].values()}
+        lists = _our_lists(name, state)
         for i, ref in enumerate(refs):
             ref.random.serve(draws[i])
             r, done = ref.act(int(action[i]))
@@ -143,6 +188,8 @@ def test_every_game_equals_the_reference_step_for_step(name, ramping):
             if not done:  # (the reference stops updating an ended game part-way through the step)
                 for attr, key in SCALARS[name].items():
                     assert ours[key][i] == getattr(ref, attr), (name, t, i, attr)
+                for attr, entities in lists[i].items():
+                    assert entities == [[int(v) for v in e] for e in getattr(ref, attr)], (name, t, i, attr)
             ramped |= bool(getattr(ref, "ramp_index", 0))
         total_reward += float(reward.sum())
         if terminal.any():  # reset the ended copies of both, with the same draws
@@ -158,7 +205,7 @@ def test_every_game_equals_the_reference_step_for_step(name, ramping):
             for i in terminal.nonzero().flatten().tolist():
                 assert torch.equal(obs[i], _reference_obs(refs[i])), (name, t, i, "after reset")
     assert episodes > 0 and total_reward > 0  # the rollouts reached rewards and episode ends
-    if ramping and name in ("asterix", "space_invaders"):
+    if ramping and name in ("asterix", "seaquest", "space_invaders"):
         assert ramped  # the difficulty ramp was exercised
 
 
@@ -256,3 +303,34 @@ def test_evaluation_policies():
         from jepa_agents.train.config import compose
 
         compose(["eval.policy=greedy"])
+
+
+def test_seaquest_contests_follow_the_reference_lists():
+    """Two submarines move onto our bullet's cell in the same step: the reference's reversed loop lets the
+    later one in its list take the bullet, and that submarine, though removed, still fires this step."""
+    from envs.minatar import seaquest
+
+    ref = importlib.import_module(f"{minatar_games}.seaquest").Env(ramping=True)
+    ref.random = InjectedRandom(LAYOUT["seaquest"])
+    ref.sub_y, ref.surface = 7, False  # the player below, far from the contest
+    ref.e_subs = [[4, 3, True, 0, 5], [4, 3, True, 0, 0]]  # same cell and move timer; the second due to fire
+    ref.f_bullets = [[4, 3, True]]  # moves to 5 before the submarines do
+    state = seaquest.reset(torch.zeros(1, 0), True)
+    for attr, key in SCALARS["seaquest"].items():
+        state[key][0] = getattr(ref, attr)
+    for attr, (ours, fields) in LISTS["seaquest"].items():
+        for k, entity in enumerate(getattr(ref, attr)):
+            state[f"{ours}_alive"][0, k] = True
+            for field, value in zip(("x", "y", "right", *fields[2:]), entity):
+                state[f"{ours}_{field}"][0, k] = value
+    draws = _uniforms(np.random.default_rng(0), 1, seaquest.STEP_DRAWS)
+    ref.random.serve(draws[0])
+    reward, _ = ref.act(0)
+    state, ours_reward, _ = seaquest.step(
+        state, torch.zeros(1, dtype=torch.long), torch.from_numpy(draws).float(), True
+    )
+    assert reward == float(ours_reward[0]) == 1
+    assert ref.e_subs == [[5, 3, True, 5, 4]] and ref.e_bullets == [[6, 3, True]]  # the reference's rule
+    lists = _our_lists("seaquest", state)[0]
+    for attr in LISTS["seaquest"]:
+        assert lists[attr] == [[int(v) for v in e] for e in getattr(ref, attr)], attr

@@ -3,7 +3,7 @@ in one call on any device, equal step for step to the reference package ``minata
 same random draws (``tests/test_minatar.py``).
 
 ``envs.make("minatar/<game>", num_envs, seed, device, **options)``; games (``NAMES``): ``asterix``,
-``breakout``, ``freeway``, ``space_invaders`` (``seaquest`` is not written yet). Options (the reference's
+``breakout``, ``freeway``, ``seaquest``, ``space_invaders``. Options (the reference's
 defaults): ``sticky_action_prob`` (0.1), ``difficulty_ramping`` (True), ``max_episode_steps`` (0: none,
 as the reference). Observation ``pixels`` uint8 ``[N, C, 10, 10]``, actions ``0..5``. See
 ``docs/minatar.md``.
@@ -15,7 +15,7 @@ import importlib
 
 import torch
 
-NAMES: tuple[str, ...] = ("asterix", "breakout", "freeway", "space_invaders")
+NAMES: tuple[str, ...] = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
 
 
 def default_action_repeat(task: str) -> int:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor, nn
 
+from jepa_agents.agents.bounded_normal import BoundedNormalActor, normal_entropy, normal_log_prob
 from jepa_agents.agents.credit import due_updates
 from jepa_agents.agents.imagination_config import ImaginationConfig
 from jepa_agents.agents.imagination_losses import (
@@ -103,11 +104,13 @@ class ImaginationAgent:
         self.cfg, self.obs_key, self.action_dim, self.discrete = cfg, obs_key, action_dim, discrete
         self.device, self.num_envs, self.action_repeat = device, num_envs, action_repeat
         d = model.latent_dim
-        actor = (
-            CategoricalActor(d, action_dim, cfg.actor_hidden)
-            if discrete
-            else TanhGaussianActor(d, action_dim, 0, cfg.actor_hidden, cfg.log_std_min, cfg.log_std_max)
-        )
+        if discrete:
+            actor: nn.Module = CategoricalActor(d, action_dim, cfg.actor_hidden)
+        elif cfg.actor_dist == "bounded_normal":
+            stds = math.exp(cfg.log_std_min), math.exp(cfg.log_std_max)
+            actor = BoundedNormalActor(d, action_dim, cfg.actor_hidden, *stds)
+        else:
+            actor = TanhGaussianActor(d, action_dim, 0, cfg.actor_hidden, cfg.log_std_min, cfg.log_std_max)
         critic = (
             TwoHotCritic(d, cfg.critic_hidden, cfg.critic_bins)
             if cfg.critic == "twohot"
@@ -159,6 +162,11 @@ class ImaginationAgent:
             dist = torch.distributions.Categorical(logits=actor(z.detach()))
             index = dist.sample()
             return F.one_hot(index, self.action_dim).float(), dist.log_prob(index), dist.entropy()
+        if isinstance(actor, BoundedNormalActor):  # DreamerV3's: log π of the unclipped sample
+            mean, std = actor(z.detach() if self._reinforce else z)
+            u = mean + std * torch.randn_like(mean)  # [N, A]
+            u = u.detach() if self._reinforce else u  # REINFORCE: no path from the sample to the model
+            return u.clamp(-1.0, 1.0), normal_log_prob(mean, std, u), normal_entropy(std)
         if self._reinforce:  # a sample without a path to the model; log π and entropy carry the gradient
             mean, log_std = actor(z.detach())
             u = (mean + log_std.exp() * torch.randn_like(mean)).detach()  # [N, A]

@@ -60,8 +60,12 @@ class ImaginationConfig:
     """Hidden sizes of the actor MLP on ``z`` (ReLU)."""
     critic_hidden: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden sizes of the critic MLP on ``z`` (ReLU)."""
+    actor_dist: str = "bounded_normal"
+    """Continuous actions: ``bounded_normal`` (DreamerV3's ``N(tanh(m), σ²)`` with samples clipped to
+    ``[-1, 1]``, :mod:`jepa_agents.agents.bounded_normal`; σ starts near its largest value) or
+    ``tanh_normal`` (SAC's tanh-squashed Gaussian, whose log-std starts midway)."""
     log_std_min: float = -2.3
-    """Continuous actions: smallest log-std of the tanh-Gaussian policy (DreamerV3's ``minstd`` 0.1)."""
+    """Continuous actions: smallest log-std of the policy (DreamerV3's ``minstd`` 0.1)."""
     log_std_max: float = 0.0
     """Continuous actions: largest log-std (DreamerV3's ``maxstd`` 1)."""
     utd: float = 0.5
@@ -76,6 +80,7 @@ class ImaginationConfig:
             "batch_size": self.batch_size >= 1,
             "imagine_horizon": self.imagine_horizon >= 1,
             "actor_grad": self.actor_grad in ("backprop", "reinforce"),
+            "actor_dist": self.actor_dist in ("bounded_normal", "tanh_normal"),
             "gamma": 0 < self.gamma <= 1,
             "lam": 0 <= self.lam <= 1,
             "entropy_coef": self.entropy_coef >= 0,
