@@ -229,9 +229,13 @@ def test_continuous_reinforce_has_no_path_through_the_model():
     wm = WorldModelConfig(
         latent_dim=16, horizon=2, predictor_hidden=[32], num_slices=16, reward_weight=1.0, continue_weight=1.0
     )
-    cfg = ImaginationConfig(batch_size=8, imagine_horizon=4, actor_hidden=[32], critic_hidden=[32])
-    for grad, has_path in (("backprop", True), ("reinforce", False)):
-        cfg.actor_grad = grad
+    for dist, grad, has_path in (
+        ("tanh_normal", "backprop", True), ("tanh_normal", "reinforce", False),
+        ("bounded_normal", "backprop", True), ("bounded_normal", "reinforce", False),
+    ):  # fmt: skip
+        cfg = ImaginationConfig(
+            batch_size=8, imagine_horizon=4, actor_hidden=[32], critic_hidden=[32], actor_grad=grad, actor_dist=dist
+        )
         torch.manual_seed(0)
         agent = ImaginationAgent(
             cfg, make_world_model(wm, (5,), 2, False), "state", 2, False, CPU, num_envs=1, action_repeat=1,

@@ -38,10 +38,9 @@ class BoundedNormalActor(nn.Module):
         super().__init__()
         assert 0 < std_min < std_max, (std_min, std_max)
         self._mlp = MLP(latent_dim, hidden, 2 * action_dim, "relu")
-        last = [m for m in self._mlp.modules() if isinstance(m, nn.Linear)][-1]
         with torch.no_grad():
-            last.weight.mul_(0.01)
-            last.bias.zero_()
+            self._mlp.output_layer.weight.mul_(0.01)
+            self._mlp.output_layer.bias.zero_()
         self._std_min, self._std_max = std_min, std_max
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
