@@ -28,6 +28,7 @@ def test_an_untrained_policy_pushes_hard_and_stays_in_the_box():
     action, log_prob = actor.sample(z)
     assert float(action.abs().max()) == 1.0 and float((action.abs() == 1).float().mean()) > 0.2
     assert log_prob.shape == (4096, 1) and torch.isfinite(log_prob).all()
-    (grad,) = torch.autograd.grad(action.sum(), [actor._mlp.output_layer.bias])  # reparameterized where unclipped
+    # reparameterized where unclipped
+    (grad,) = torch.autograd.grad(action.sum(), [actor._mlp.output_layer.bias])
     assert float(grad.abs().sum()) > 0
     torch.testing.assert_close(actor.mode(z), mean)

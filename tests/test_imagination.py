@@ -234,7 +234,12 @@ def test_continuous_reinforce_has_no_path_through_the_model():
         ("bounded_normal", "backprop", True), ("bounded_normal", "reinforce", False),
     ):  # fmt: skip
         cfg = ImaginationConfig(
-            batch_size=8, imagine_horizon=4, actor_hidden=[32], critic_hidden=[32], actor_grad=grad, actor_dist=dist
+            batch_size=8,
+            imagine_horizon=4,
+            actor_hidden=[32],
+            critic_hidden=[32],
+            actor_grad=grad,
+            actor_dist=dist,
         )
         torch.manual_seed(0)
         agent = ImaginationAgent(
