@@ -258,22 +258,24 @@ class ImaginationAgent:
         finally:
             for p in trained:
                 p.requires_grad_(True)
-        # [H+1, N]; differentiable in z (only the actor's optimizer steps on the actor loss): the backprop
-        # actor's gradient reaches the value beyond the horizon, not only the H imagined rewards (Dreamer v1)
-        boot = (nets.critic_target if cfg.slow_bootstrap else nets.critic)(traj["z"]).squeeze(-1)
+        # one pass of each critic over z [H+1, N, D] serves the bootstrap, the baseline and the critic's
+        # loss (each loss steps only its own optimizer's parameters). The values are differentiable in z:
+        # the backprop actor's gradient reaches the value beyond the horizon, not only the H imagined
+        # rewards (Dreamer v1)
+        twohot = isinstance(nets.critic, TwoHotCritic)
+        logits = nets.critic.logits(traj["z"]) if twohot else None  # [H+1, N, K]
+        values = nets.critic.value(logits) if twohot else nets.critic(traj["z"]).squeeze(-1)  # [H+1, N]
+        slow = nets.critic_target(traj["z"]).squeeze(-1) if twohot or cfg.slow_bootstrap else None  # [H+1, N]
+        boot = slow if cfg.slow_bootstrap else values
         returns = lambda_returns(traj["reward"], boot, traj["continue"], cfg.lam, cfg.gamma)  # [H, N]
         weights = trajectory_weights(traj["continue"], cfg.gamma)  # [H, N]
         scale = mean_over_ranks({"s": nets.return_scale.update(returns)})["s"]  # the same on every rank
-        starts = traj["z"][:-1].detach()  # [H, N, D]
-        if isinstance(nets.critic, TwoHotCritic):
-            logits = nets.critic.logits(starts)  # [H, N, K]
-            values = nets.critic.value(logits)  # [H, N]
-            slow = nets.critic_target(starts).squeeze(-1).detach()  # [H, N]
+        values = values[:-1]  # [H, N]
+        if twohot:
             value_loss, m_v = twohot_critic_loss(
-                nets.critic, logits, returns, slow, weights, cfg.slow_critic_reg
+                nets.critic, logits[:-1], returns, slow[:-1].detach(), weights, cfg.slow_critic_reg
             )
         else:
-            values = nets.critic(starts).squeeze(-1)  # [H, N]
             value_loss, m_v = critic_loss(values, returns, weights)
         if self._reinforce:
             actor_loss, m_pi = actor_loss_reinforce(
