@@ -80,16 +80,10 @@ def _append_many(s: dict, name: str, add: Tensor, values: dict[str, Tensor]) -> 
     alive = s[f"{name}_alive"]
     k = alive.shape[1]
     later = add.flip(1).long().cumsum(1).flip(1) - add.long()  # how many of them come before each one
-    dest = torch.where(add, alive.sum(1, keepdim=True) + later, k)  # [N, J]; k: dropped
-    hit = dest[:, None, :] == torch.arange(k, device=alive.device)[None, :, None]  # [N, K, J]
-    for field, value in values.items():
-        fresh = (
-            (hit.to(value.dtype) * value[:, None, :]).sum(2)
-            if value.dtype != torch.bool
-            else (hit & value[:, None, :]).any(2)
-        )
-        s[f"{name}_{field}"] = torch.where(hit.any(2), fresh, s[f"{name}_{field}"])
-    s[f"{name}_alive"] = alive | hit.any(2)
+    dest = torch.where(add, alive.sum(1, keepdim=True) + later, k).clamp(max=k)  # [N, J]; column k: a bin
+    for field, value in (*values.items(), ("alive", add)):
+        old = s[f"{name}_{field}"]
+        s[f"{name}_{field}"] = torch.cat((old, old[:, :1]), 1).scatter(1, dest, value)[:, :k]
 
 
 def _compact(s: dict, name: str) -> None:
@@ -277,15 +271,22 @@ def observe(s: dict[str, Tensor]) -> Tensor:
     n, device = s["x"].shape[0], s["x"].device
     obs = torch.zeros(n, len(CHANNELS), 10, 10, dtype=torch.bool, device=device)
     x, y = s["x"], s["y"]
-    paint(obs, 0, y, x)
-    paint(obs, 1, y, torch.where(s["facing_right"], x - 1, x + 1))
     cols = torch.arange(10, device=device)
     obs[:, 7, 9] = cols < (s["oxygen"].clamp(min=0) * 10 // MAX_OXYGEN)[:, None]
     obs[:, 8, 9] = (cols >= 9 - s["divers"][:, None]) & (cols < 9)
-    for name, channel in (("bullet", 2), ("enemy_bullet", 4)):
-        paint(obs, channel, s[f"{name}_y"], s[f"{name}_x"], s[f"{name}_alive"])
-    for name, channel in (("fish", 5), ("sub", 6), ("diver", 9)):
+    # every object in one scatter: (channel, row, column, drawn) per object [N, *]
+    objects = [
+        (0, y[:, None], x[:, None], None),
+        (1, y[:, None], torch.where(s["facing_right"], x - 1, x + 1)[:, None], None),
+    ]
+    for name, channel in (("bullet", 2), ("enemy_bullet", 4), ("fish", 5), ("sub", 6), ("diver", 9)):
         alive, ex, ey = s[f"{name}_alive"], s[f"{name}_x"], s[f"{name}_y"]
-        paint(obs, channel, ey, ex, alive)
-        paint(obs, 3, ey, ex - torch.where(s[f"{name}_right"], 1, -1), alive)  # the trail
+        objects.append((channel, ey, ex, alive))
+        if name in ("fish", "sub", "diver"):  # the trail behind
+            objects.append((3, ey, ex - torch.where(s[f"{name}_right"], 1, -1), alive))
+    channel = torch.cat([torch.full_like(ey, c) for c, ey, _, _ in objects], 1)
+    drawn = torch.cat(
+        [torch.ones_like(ey, dtype=torch.bool) if m is None else m for _, ey, _, m in objects], 1
+    )
+    paint(obs, channel, torch.cat([o[1] for o in objects], 1), torch.cat([o[2] for o in objects], 1), drawn)
     return obs
