@@ -64,16 +64,6 @@ def reset(draws: Tensor, ramping: bool) -> dict[str, Tensor]:
     return state
 
 
-def _append(s: dict, name: str, add: Tensor, values: dict[str, Tensor]) -> None:
-    """Append one entity to list ``name`` where ``add [N]`` (at its end: the lists are kept compact)."""
-    alive = s[f"{name}_alive"]
-    slot = torch.arange(alive.shape[1], device=alive.device) == alive.sum(1, keepdim=True)  # [N, K]
-    put = slot & add[:, None]
-    for field, value in values.items():
-        s[f"{name}_{field}"] = torch.where(put, value[:, None], s[f"{name}_{field}"])
-    s[f"{name}_alive"] = alive | put
-
-
 def _append_many(s: dict, name: str, add: Tensor, values: dict[str, Tensor]) -> None:
     """Append the entities ``add [N, J]`` to list ``name`` in the order ``J-1 .. 0`` (the order of the
     reference's reversed loop that creates them); ``values`` ``[N, J]``."""
@@ -84,6 +74,11 @@ def _append_many(s: dict, name: str, add: Tensor, values: dict[str, Tensor]) -> 
     for field, value in (*values.items(), ("alive", add)):
         old = s[f"{name}_{field}"]
         s[f"{name}_{field}"] = torch.cat((old, old[:, :1]), 1).scatter(1, dest, value)[:, :k]
+
+
+def _append(s: dict, name: str, add: Tensor, values: dict[str, Tensor]) -> None:
+    """Append one entity to list ``name`` where ``add [N]``; ``values`` ``[N]``."""
+    _append_many(s, name, add[:, None], {field: value[:, None] for field, value in values.items()})
 
 
 def _compact(s: dict, name: str) -> None:

@@ -170,7 +170,7 @@ class ImaginationAgent:
         if self._reinforce:  # a sample without a path to the model; log π and entropy carry the gradient
             mean, log_std = actor(z.detach())
             u = (mean + log_std.exp() * torch.randn_like(mean)).detach()  # [N, A]
-            entropy = (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)  # the Gaussian's, [N]
+            entropy = normal_entropy(log_std.exp())  # the pre-squash Gaussian's, [N]
             return torch.tanh(u), tanh_gaussian_log_prob(mean, log_std, u).squeeze(-1), entropy
         action, log_prob = actor.sample(z)  # [N, A], [N, 1]
         return action, log_prob.squeeze(-1), -log_prob.squeeze(-1)  # one-sample entropy estimate
